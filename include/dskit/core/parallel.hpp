@@ -1,0 +1,51 @@
+// Threading: OpenMP over independent rows or heads. Each index_t is processed by
+// exactly one thread with the same arithmetic, so results do not depend on the
+// thread count.
+#pragma once
+
+#include "dskit/config.hpp"
+#include "dskit/core/matrix.hpp"
+
+#if DSKIT_HAS_OPENMP
+#include <omp.h>
+#endif
+
+namespace dskit {
+
+/// Threads dskit's parallel loops use (1 without OpenMP).
+inline int max_threads() noexcept
+{
+#if DSKIT_HAS_OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/// Sets the thread count for dskit's (and Eigen's) OpenMP loops; no-op without OpenMP.
+inline void set_num_threads([[maybe_unused]] int n) noexcept
+{
+#if DSKIT_HAS_OPENMP
+    if (n > 0) omp_set_num_threads(n);
+#endif
+}
+
+namespace detail {
+
+/// Calls f(i) for i in [0, n), in parallel when the work is worth it.
+/// `work_per_item` (roughly flops or bytes per index_t) keeps tiny loops serial.
+template <class F>
+void parallel_for(index_t n, F&& f, double work_per_item = 1e6)
+{
+#if DSKIT_HAS_OPENMP
+    const bool go_parallel = n > 1 && static_cast<double>(n) * work_per_item >= 32768.0 && !omp_in_parallel();
+#pragma omp parallel for schedule(static) if (go_parallel)
+    for (index_t i = 0; i < n; ++i) f(i);
+#else
+    (void)work_per_item;
+    for (index_t i = 0; i < n; ++i) f(i);
+#endif
+}
+
+} // namespace detail
+} // namespace dskit
