@@ -13,7 +13,10 @@
 namespace dskit::test {
 
 /// Path of a committed fixture file (tests/fixtures/<name>).
-inline std::string fixture(const std::string& name) { return std::string(DSKIT_FIXTURE_DIR) + "/" + name; }
+inline std::string fixture(const std::string& name)
+{
+    return std::string(DSKIT_FIXTURE_DIR) + "/" + name;
+}
 
 /// Deterministic normal(0, scale) matrix.
 inline matrix<float> random_matrix(index_t rows, index_t cols, unsigned seed = 1, float scale = 1.0f)

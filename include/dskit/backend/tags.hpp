@@ -33,9 +33,11 @@ struct cuda {
 };
 
 template <class T>
-struct is_simd : std::false_type {};
+struct is_simd : std::false_type {
+};
 template <class Arch>
-struct is_simd<simd<Arch>> : std::true_type {};
+struct is_simd<simd<Arch>> : std::true_type {
+};
 
 } // namespace dskit::backend
 
@@ -49,7 +51,8 @@ using default_backend = DSKIT_DEFAULT_BACKEND;
 
 /// A type usable as a backend tag.
 template <class B>
-concept backend_tag = std::is_same_v<B, backend::scalar> || std::is_same_v<B, backend::cuda> || backend::is_simd<B>::value;
+concept backend_tag =
+    std::is_same_v<B, backend::scalar> || std::is_same_v<B, backend::cuda> || backend::is_simd<B>::value;
 
 static_assert(backend_tag<default_backend>, "DSKIT_DEFAULT_BACKEND must name a dskit::backend tag");
 

@@ -20,14 +20,22 @@
 namespace dskit {
 
 template <class L>
-concept layer = requires(L& l, const L& c, const_matrix_ref<float> x, const weight_source& w, std::string_view prefix) {
-    { c.forward(x) } -> std::convertible_to<matrix<float>>;
+concept layer = requires(L& l, const L& c, const_matrix_ref<float> x, const weight_source& w, std::string_view prefix)
+{
+    {
+        c.forward(x)
+        } -> std::convertible_to<matrix<float>>;
     l.load(w, prefix);
-    { c.parameter_count() } -> std::convertible_to<std::size_t>;
+    {
+        c.parameter_count()
+        } -> std::convertible_to<std::size_t>;
 };
 
 /// True if L declares itself row-wise (see above).
 template <class L>
-inline constexpr bool is_rowwise_layer = requires { requires L::rowwise; };
+inline constexpr bool is_rowwise_layer = requires
+{
+    requires L::rowwise;
+};
 
 } // namespace dskit

@@ -47,8 +47,8 @@ Eigen::Map<matrix<T>, Eigen::Unaligned, Eigen::OuterStride<>> map_matrix(T* data
 }
 
 template <class T>
-Eigen::Map<const matrix<T>, Eigen::Unaligned, Eigen::OuterStride<>> map_matrix(const T* data, index_t rows, index_t cols,
-                                                                               index_t row_stride = -1)
+Eigen::Map<const matrix<T>, Eigen::Unaligned, Eigen::OuterStride<>> map_matrix(const T* data, index_t rows,
+                                                                               index_t cols, index_t row_stride = -1)
 {
     return {data, rows, cols, Eigen::OuterStride<>(row_stride < 0 ? cols : row_stride)};
 }

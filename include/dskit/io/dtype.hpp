@@ -15,13 +15,17 @@ constexpr std::size_t dtype_size(dtype t) noexcept
 {
     switch (t) {
     case dtype::f64:
-    case dtype::i64: return 8;
+    case dtype::i64:
+        return 8;
     case dtype::f32:
-    case dtype::i32: return 4;
+    case dtype::i32:
+        return 4;
     case dtype::f16:
     case dtype::bf16:
-    case dtype::i16: return 2;
-    default: return 1;
+    case dtype::i16:
+        return 2;
+    default:
+        return 1;
     }
 }
 
@@ -29,18 +33,30 @@ constexpr std::size_t dtype_size(dtype t) noexcept
 constexpr std::string_view dtype_name(dtype t) noexcept
 {
     switch (t) {
-    case dtype::f64: return "F64";
-    case dtype::f32: return "F32";
-    case dtype::f16: return "F16";
-    case dtype::bf16: return "BF16";
-    case dtype::i64: return "I64";
-    case dtype::i32: return "I32";
-    case dtype::i16: return "I16";
-    case dtype::i8: return "I8";
-    case dtype::u8: return "U8";
-    case dtype::boolean: return "BOOL";
-    case dtype::f8_e4m3: return "F8_E4M3";
-    case dtype::f8_e5m2: return "F8_E5M2";
+    case dtype::f64:
+        return "F64";
+    case dtype::f32:
+        return "F32";
+    case dtype::f16:
+        return "F16";
+    case dtype::bf16:
+        return "BF16";
+    case dtype::i64:
+        return "I64";
+    case dtype::i32:
+        return "I32";
+    case dtype::i16:
+        return "I16";
+    case dtype::i8:
+        return "I8";
+    case dtype::u8:
+        return "U8";
+    case dtype::boolean:
+        return "BOOL";
+    case dtype::f8_e4m3:
+        return "F8_E4M3";
+    case dtype::f8_e5m2:
+        return "F8_E5M2";
     }
     return "?";
 }

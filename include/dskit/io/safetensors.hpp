@@ -273,13 +273,7 @@ public:
                                                 static_cast<std::size_t>(e.end - e.begin))};
     }
 
-    std::vector<std::string> names() const override
-    {
-        std::vector<std::string> out;
-        out.reserve(entries_.size());
-        for (const auto& kv : entries_) out.push_back(kv.first);
-        return out;
-    }
+    std::vector<std::string> names() const override { return detail::map_keys(entries_); }
 
 private:
     safetensors_file() = default;

@@ -85,13 +85,7 @@ public:
         return tensor_view{it->second.type, it->second.shape, it->second.bytes};
     }
 
-    std::vector<std::string> names() const override
-    {
-        std::vector<std::string> out;
-        out.reserve(entries_.size());
-        for (const auto& kv : entries_) out.push_back(kv.first);
-        return out;
-    }
+    std::vector<std::string> names() const override { return detail::map_keys(entries_); }
 
 private:
     struct entry {

@@ -52,6 +52,16 @@ public:
 };
 
 namespace detail {
+/// The keys of an ordered map of tensors: what names() returns for map-backed sources.
+template <class Map>
+std::vector<std::string> map_keys(const Map& entries)
+{
+    std::vector<std::string> out;
+    out.reserve(entries.size());
+    for (const auto& kv : entries) out.push_back(kv.first);
+    return out;
+}
+
 /// "prefix" + "name", where a non-empty prefix already ends with '.'.
 inline std::string join_name(std::string_view prefix, std::string_view name)
 {

@@ -29,6 +29,18 @@
 namespace dskit {
 
 namespace detail {
+/// A norm's input must have as many columns as its loaded weight.
+template <class M>
+void check_norm_input(std::string_view op, const vector<float>& weight, const M& x)
+{
+    if (weight.size() == 0)
+        throw value_error(describe(
+            op, std::string("loaded weights (") + std::string(op) + " with dim 0 takes its size from load())", "none"));
+    require_cols(op, "input", x, weight.size());
+}
+} // namespace detail
+
+namespace detail {
 
 inline void require_layer_eps(std::string_view op, float eps)
 {
@@ -96,11 +108,7 @@ private:
     template <class M>
     void check(const M& x) const
     {
-        if (!affine_) return;
-        if (weight_.size() == 0)
-            throw value_error(detail::describe(
-                "rms_norm", "loaded weights (rms_norm with dim 0 takes its size from load())", "none"));
-        detail::require_cols("rms_norm", "input", x, weight_.size());
+        if (affine_) detail::check_norm_input("rms_norm", weight_, x);
     }
 
     float eps_ = default_eps;
@@ -179,11 +187,7 @@ private:
     template <class M>
     void check(const M& x) const
     {
-        if (!affine_) return;
-        if (weight_.size() == 0)
-            throw value_error(detail::describe(
-                "layer_norm", "loaded weights (layer_norm with dim 0 takes its size from load())", "none"));
-        detail::require_cols("layer_norm", "input", x, weight_.size());
+        if (affine_) detail::check_norm_input("layer_norm", weight_, x);
     }
 
     float eps_ = default_eps;

@@ -10,7 +10,6 @@ int main()
     dskit::matrix<float> x = dskit::matrix<float>::Ones(3, 8);
     auto y = mlp.forward(x);
     std::printf("dskit %d.%d.%d: output %ldx%ld, %zu parameters\n", DSKIT_VERSION_MAJOR, DSKIT_VERSION_MINOR,
-                DSKIT_VERSION_PATCH, static_cast<long>(y.rows()), static_cast<long>(y.cols()),
-                mlp.parameter_count());
+                DSKIT_VERSION_PATCH, static_cast<long>(y.rows()), static_cast<long>(y.cols()), mlp.parameter_count());
     return (y.rows() == 3 && y.cols() == 4) ? 0 : 1;
 }
