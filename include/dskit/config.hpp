@@ -21,3 +21,10 @@
 #else
 #define DSKIT_HAS_CUDA 0
 #endif
+
+// A hint to fetch the cache line at p for reading; nothing where the compiler has no builtin.
+#if defined(__GNUC__) || defined(__clang__)
+#define DSKIT_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define DSKIT_PREFETCH(p) ((void)(p))
+#endif
