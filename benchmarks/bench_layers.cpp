@@ -1,6 +1,6 @@
-// layers/linear/<backend>/tokens:../in:../out:..: y = x W^T + b through dskit::linear (the returning
-// forward(), bias included), to compare with gemm/matmul_nt/<backend>/M:tokens/N:out/K:in, the product it
-// runs on. GFLOPS = 2 tokens in out / time.
+// layers/linear/<backend>/tokens:../in:../out:..: y = x W^T + b through dskit::linear (forward into a
+// caller's buffer, bias included, as gemm/matmul_nt writes into one), to compare with
+// gemm/matmul_nt/<backend>/M:tokens/N:out/K:in, the product it runs on. GFLOPS = 2 tokens in out / time.
 #include "bench_util.hpp"
 
 #include <dskit/layers/linear.hpp>
@@ -14,8 +14,9 @@ void linear_forward(benchmark::State& state)
     const dskit::linear<Backend> fc(dskit::bench::random_matrix(out, in, 1, 0.05f),
                                     dskit::vector<float>(dskit::bench::random_matrix(out, 1, 2).col(0)));
     const dskit::matrix<float> x = dskit::bench::random_matrix(tokens, in, 3);
+    dskit::matrix<float> y(tokens, out);
     for (auto _ : state) {
-        dskit::matrix<float> y = fc.forward(x);
+        fc.forward(x, y);
         benchmark::DoNotOptimize(y.data());
         benchmark::ClobberMemory();
     }

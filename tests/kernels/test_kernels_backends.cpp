@@ -217,6 +217,20 @@ TEST_CASE("kernels: simd norms and gemm agree with scalar on random inputs")
         CHECK(test::max_rel_error(ops::matmul_nt<simd_b>(x, m.leftCols(c)),
                                   ops::matmul_nt<backend::scalar>(x, m.leftCols(c)), std::sqrt(double(c)) * 2) < 1e-5);
     }
+    // The fused bias GEMM: simd against scalar, and against matmul_nt plus a broadcast bias.
+    for (const index_t c : {1, 7, 130}) {
+        CAPTURE(c);
+        const matrix<float> x = test::random_matrix(6, c, 7), w = test::random_matrix(11, c, 8);
+        const matrix<float> b = test::random_matrix(1, 11, 9);
+        matrix<float> ys(6, 11), yr(6, 11), yn(6, 11);
+        ops::linear<simd_b>(x, w, test::span_of(b), ys);
+        ops::linear<backend::scalar>(x, w, test::span_of(b), yr);
+        CHECK(test::max_rel_error(ys, yr, std::sqrt(double(c))) < 1e-5);
+        const matrix<float> ref = ops::matmul_nt<backend::scalar>(x, w).rowwise() + b.row(0);
+        CHECK(test::max_rel_error(yr, ref, 1e-3) < 1e-6);
+        ops::linear<simd_b>(x, w, {}, yn);
+        CHECK(test::max_rel_error(yn, ops::matmul_nt<backend::scalar>(x, w), std::sqrt(double(c))) < 1e-5);
+    }
     // A constant row: variance 0, the output is the bias (no NaN).
     const matrix<float> k = matrix<float>::Constant(2, 9, 3.5f);
     const std::vector<float> b(9, 0.5f);
@@ -282,6 +296,12 @@ TEST_CASE("kernels: wrong shapes, bad eps and overlapping outputs throw errors t
     CHECK(message([&] { ops::matmul_nt(x, b.leftCols(4), o); }) ==
           "ops::matmul_nt: expected out of shape [3, 5], got [3, 6]");
     CHECK(message([&] { ops::matmul(x, b); }) == "ops::matmul: expected b with 4 rows (a is [3, 4]), got [5, 6]");
+    const std::vector<float> bias3(3, 0.0f);
+    matrix<float> o5(3, 5);
+    CHECK(message([&] { ops::linear(x, b.leftCols(4), bias3, o5); }) ==
+          "ops::linear: expected bias of size 5 (or none), got size 3");
+    CHECK(message([&] { ops::linear(x, b, {}, o5); }) ==
+          "ops::linear: expected w with 4 columns (x is [3, 4]), got [5, 6]");
 
     matrix<float> sq = test::random_matrix(4, 4);
     CHECK_THROWS_AS(ops::matmul_nt(sq, sq, sq), value_error);

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -25,25 +26,6 @@
 #include "dskit/ops/gemm.hpp"
 
 namespace dskit {
-
-namespace detail {
-
-/// y[i, :] += b for every row, in row blocks spread over the threads.
-inline void add_bias_rows(matrix_ref<float> y, const vector<float>& b)
-{
-    constexpr index_t block = 64;
-    const index_t rows = y.rows();
-    const index_t blocks = (rows + block - 1) / block;
-    parallel_for(
-        blocks,
-        [&](index_t k) {
-            const index_t r0 = k * block;
-            y.middleRows(r0, std::min(block, rows - r0)).rowwise() += b.transpose();
-        },
-        static_cast<double>(block * y.cols()));
-}
-
-} // namespace detail
 
 template <class Backend = default_backend>
 class linear {
@@ -114,8 +96,7 @@ public:
         if (out.rows() != x.rows() || out.cols() != out_features())
             detail::throw_shape("linear", "output of shape " + detail::shape_string({x.rows(), out_features()}),
                                 detail::shape_of(out));
-        ops::matmul_nt<Backend>(x, weight_, out);
-        if (has_bias_) detail::add_bias_rows(out, bias_);
+        ops::linear<Backend>(x, weight_, bias_span(), out);
     }
 
     /// x: [tokens, in_features] -> [tokens, out_features].
@@ -124,12 +105,17 @@ public:
         require_ready();
         detail::require_cols("linear", "input", x, in_features());
         matrix<float> y(x.rows(), out_features());
-        ops::matmul_nt<Backend>(x, weight_, y);
-        if (has_bias_) detail::add_bias_rows(y, bias_);
+        ops::linear<Backend>(x, weight_, bias_span(), y);
         return y;
     }
 
 private:
+    std::span<const float> bias_span() const noexcept
+    {
+        return has_bias_ ? std::span<const float>(bias_.data(), static_cast<std::size_t>(bias_.size()))
+                         : std::span<const float>();
+    }
+
     static matrix<float> zero_weight(index_t in_features, index_t out_features)
     {
         detail::require_non_negative("linear", "in_features", in_features);

@@ -2,11 +2,13 @@
 //
 //   matmul_nt(a, b, out)   out = a * b^T   a: [M, K], b: [N, K] (a PyTorch Linear weight), out: [M, N]
 //   matmul(a, b, out)      out = a * b     a: [M, K], b: [K, N], out: [M, N]
+//   linear(x, w, b, out)   out = x * w^T + b (b broadcast over rows; empty b: no bias), fused in the GEMM
 //
 // `out` must not overlap a or b (value_error). The simd backend uses Eigen's GEMM; the scalar
 // backend is the plain triple loop (a reference for small shapes).
 #pragma once
 
+#include <span>
 #include <string>
 
 #include "dskit/backend/scalar/gemm.hpp"
@@ -45,6 +47,21 @@ matrix<float> matmul_nt(const_matrix_ref<float> a, const_matrix_ref<float> b)
     matrix<float> out(a.rows(), b.rows());
     matmul_nt<Backend>(a, b, out);
     return out;
+}
+
+/// out = x * w^T + bias, the bias added inside the GEMM rather than in a second pass over out.
+template <class Backend = default_backend>
+void linear(const_matrix_ref<float> x, const_matrix_ref<float> w, std::span<const float> bias, matrix_ref<float> out)
+{
+    if (x.cols() != w.cols())
+        detail::throw_shape("ops::linear",
+                            "w with " + std::to_string(x.cols()) + " columns (x is " + detail::shape_of(x) + ")",
+                            detail::shape_of(w));
+    if (!bias.empty() && static_cast<index_t>(bias.size()) != w.rows())
+        detail::throw_shape("ops::linear", "bias of size " + std::to_string(w.rows()) + " (or none)",
+                            "size " + std::to_string(bias.size()));
+    detail::require_gemm_out("ops::linear", x, w, out, x.rows(), w.rows());
+    detail::kernel<tag::gemm, Backend>::run_linear(x, w, bias, out);
 }
 
 /// out = a * b.
