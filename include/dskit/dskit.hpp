@@ -38,3 +38,5 @@
 #include "dskit/io/npy.hpp"
 
 #include "dskit/layers/layers.hpp"
+
+#include "dskit/attention/flash.hpp"

@@ -1,0 +1,66 @@
+// attention/<variant>/<backend>/N:<n>/d:<d>/H:<h>: one forward of dskit::attention on N queries and
+// N keys with H heads of size d, into a caller's buffer. GFLOPS = 4 N^2 d H / time (the two products;
+// half that for causal, whose kernel skips the masked half), so variants compare by time as well.
+//
+// The default run is short (N = 512). N = 1024, 2048 and 4096 are registered only when the environment
+// variable DSKIT_BENCH_LARGE is set, e.g.
+//   DSKIT_BENCH_LARGE=1 dskit_bench --benchmark_filter='attention/.*/simd/N:2048'
+#include "bench_util.hpp"
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <dskit/attention/flash.hpp>
+
+namespace {
+
+namespace am = dskit::attention_mods;
+
+template <class Backend, class Mod>
+void attention_forward(benchmark::State& state, Mod mod, bool causal)
+{
+    const auto n = state.range(0), d = state.range(1), h = state.range(2);
+    const dskit::matrix<float> q = dskit::bench::random_matrix(n, h * d, 1),
+                               k = dskit::bench::random_matrix(n, h * d, 2),
+                               v = dskit::bench::random_matrix(n, h * d, 3);
+    dskit::matrix<float> out(n, h * d);
+    for (auto _ : state) {
+        dskit::attention<Backend>(q, k, v, h, h, out, mod);
+        benchmark::DoNotOptimize(out.data());
+        benchmark::ClobberMemory();
+    }
+    const double flops = 4.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(d) *
+                         static_cast<double>(h) * (causal ? 0.5 : 1.0);
+    state.counters["GFLOPS"] = dskit::bench::rate(flops * 1e-9);
+}
+
+template <class Backend, class Mod>
+void add(const std::string& variant, Mod mod, bool causal, const std::vector<std::int64_t>& sizes)
+{
+    auto* b = benchmark::RegisterBenchmark(
+        ("attention/" + variant + "/" + std::string(Backend::name)).c_str(),
+        [mod, causal](benchmark::State& s) { attention_forward<Backend>(s, mod, causal); });
+    b->ArgNames({"N", "d", "H"})->Unit(benchmark::kMillisecond)->UseRealTime();
+    for (const auto n : sizes)
+        for (const std::int64_t d : {64, 128}) b->Args({n, d, 8});
+}
+
+const bool registered = [] {
+    using simd = dskit::backend::simd<>;
+    std::vector<std::int64_t> sizes{512};
+    if (std::getenv("DSKIT_BENCH_LARGE") != nullptr) sizes.insert(sizes.end(), {1024, 2048, 4096});
+    add<simd>("plain", am::none{}, false, sizes);
+    add<simd>("causal", am::causal{}, true, sizes);
+    add<simd>("decay_abs", am::decay_absolute{0.999f}, false, sizes);
+    add<simd>("decay_rel", am::combine{am::causal{}, am::decay_relative{0.999f}}, true, sizes);
+    add<simd>("alibi", am::alibi::standard(8), false, sizes);
+    // The scalar reference at the smallest size only.
+    auto* b = benchmark::RegisterBenchmark("attention/plain/scalar", [](benchmark::State& s) {
+        attention_forward<dskit::backend::scalar>(s, am::none{}, false);
+    });
+    b->ArgNames({"N", "d", "H"})->Args({256, 64, 8})->Unit(benchmark::kMillisecond)->UseRealTime();
+    return true;
+}();
+
+} // namespace

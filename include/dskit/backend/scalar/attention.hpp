@@ -1,0 +1,65 @@
+// Attention on the scalar backend: the readable reference. Per head and query: all scores, their
+// maximum, the weights and the weighted sum of values, accumulated in double.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "dskit/attention/policy.hpp"
+#include "dskit/backend/tags.hpp"
+#include "dskit/core/matrix.hpp"
+#include "dskit/core/parallel.hpp"
+
+namespace dskit::ops::tag {
+struct attention {};
+} // namespace dskit::ops::tag
+
+namespace dskit::detail {
+
+template <>
+struct kernel<ops::tag::attention, backend::scalar> {
+    /// out[:, h d : (h+1) d] = softmax(mod(scale Q_h K_g^T)) V_g with g = h / (heads / kv_heads).
+    template <class Mod>
+    static void run(const_matrix_ref<float> q, const_matrix_ref<float> k, const_matrix_ref<float> v, index_t heads,
+                    index_t kv_heads, matrix_ref<float> out, const Mod& mod, float scale)
+    {
+        const index_t n = q.rows(), len = k.rows(), d = q.cols() / heads, group = heads / kv_heads;
+        parallel_for(
+            heads,
+            [&](index_t h) {
+                const index_t g = h / group;
+                std::vector<float> s(static_cast<std::size_t>(len));
+                std::vector<double> acc(static_cast<std::size_t>(d));
+                for (index_t i = 0; i < n; ++i) {
+                    const attention_mods::key_range r = mod.keys(h, i, i + 1, len);
+                    float m = -std::numeric_limits<float>::infinity();
+                    for (index_t j = r.begin; j < r.end; ++j) {
+                        double dot = 0;
+                        for (index_t c = 0; c < d; ++c)
+                            dot += static_cast<double>(q(i, h * d + c)) * static_cast<double>(k(j, g * d + c));
+                        const float x = mod.score(h, i, j, static_cast<float>(dot) * scale);
+                        s[static_cast<std::size_t>(j)] = x;
+                        m = x > m ? x : m;
+                    }
+                    std::fill(acc.begin(), acc.end(), 0.0);
+                    double sum = 0;
+                    // No finite score: every key masked, the row is zeros.
+                    if (m != -std::numeric_limits<float>::infinity()) {
+                        for (index_t j = r.begin; j < r.end; ++j) {
+                            const double w = std::exp(static_cast<double>(s[static_cast<std::size_t>(j)]) - m);
+                            sum += w;
+                            for (index_t c = 0; c < d; ++c)
+                                acc[static_cast<std::size_t>(c)] += w * static_cast<double>(v(j, g * d + c));
+                        }
+                    }
+                    for (index_t c = 0; c < d; ++c)
+                        out(i, h * d + c) = sum > 0 ? static_cast<float>(acc[static_cast<std::size_t>(c)] / sum) : 0.0f;
+                }
+            },
+            static_cast<double>(n) * static_cast<double>(len) * static_cast<double>(d) * 4.0);
+    }
+};
+
+} // namespace dskit::detail

@@ -1,0 +1,276 @@
+// Attention on the simd backend: a flash-style kernel that never stores the N x L score matrix.
+//
+// K and V are packed once per call (K^T in panels of nr keys, V rows padded to whole vectors). Then one
+// task per (head, block of 64 queries), tasks in parallel. A task walks the key blocks the modifier
+// leaves visible, 128 keys at a time: S = Q_blk K_blk^T (register-tiled FMA kernel, Q pre-scaled), the
+// modifier on S in place, an online softmax per query row (running maximum m and sum l; the partial
+// output is rescaled by e^(m_old - m_new) when the maximum grows), O += P V_blk (register-tiled), and
+// finally O / l. A task's working set (Q, S and O blocks, one K and V block) stays in L1/L2.
+// A query's result depends only on its own task, so it does not depend on the thread count.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "dskit/attention/policy.hpp"
+#include "dskit/backend/scalar/attention.hpp"
+#include "dskit/backend/simd/math.hpp"
+#include "dskit/backend/simd/rows.hpp"
+#include "dskit/backend/tags.hpp"
+#include "dskit/config.hpp"
+#include "dskit/core/matrix.hpp"
+#include "dskit/core/parallel.hpp"
+
+namespace dskit::detail {
+
+template <class Arch>
+struct kernel<ops::tag::attention, backend::simd<Arch>> {
+    using F = xsimd::batch<float, Arch>;
+    static constexpr index_t lanes = simd::lanes_v<Arch>;
+    static constexpr index_t block_q = 64;   // queries per task
+    static constexpr index_t block_k = 128;  // keys per step
+    static constexpr index_t mr = 6;         // rows of a register tile
+    static constexpr index_t nr = 2 * lanes; // columns of a register tile (keys in Q K^T, features in P V):
+                                             // 6 x 2 vectors = 12 accumulators, 6 broadcasts, 2 loads
+    static_assert(block_k % nr == 0);
+
+    template <class Mod>
+    static void run(const_matrix_ref<float> q, const_matrix_ref<float> k, const_matrix_ref<float> v, index_t heads,
+                    index_t kv_heads, matrix_ref<float> out, const Mod& mod, float scale)
+    {
+        const index_t n = q.rows(), len = k.rows(), d = q.cols() / heads;
+        packed_kv p(len, d, kv_heads);
+        // K and V are packed once per call, for all query blocks, in panels that the register tiles read
+        // contiguously: K^T in panels of nr keys ([d][nr] each), V in panels of nr features ([L][nr] each;
+        // row-major V rows are 256+ bytes apart, and a tile walking them missed L1 on every key).
+        parallel_for(
+            kv_heads, [&](index_t g) { p.pack(k, v, g); }, static_cast<double>(len * d) * 2.0);
+
+        const index_t q_blocks = (n + block_q - 1) / block_q;
+        const index_t tasks = heads * q_blocks;
+        // Tasks go out longest first (the last query blocks have the most keys under a causal mask),
+        // dynamically, so that uneven tasks still balance.
+        const auto task = [&](index_t t) {
+            const index_t h = t % heads;
+            const index_t qb = q_blocks - 1 - t / heads;
+            run_block(q, p, heads, kv_heads, out, mod, scale, h, qb * block_q, std::min(block_q, n - qb * block_q));
+        };
+#if DSKIT_HAS_OPENMP
+        const double work = static_cast<double>(n) * static_cast<double>(len) * static_cast<double>(q.cols());
+#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && work > 1e5 && !omp_in_parallel())
+        for (index_t t = 0; t < tasks; ++t) task(t);
+#else
+        for (index_t t = 0; t < tasks; ++t) task(t);
+#endif
+    }
+
+private:
+    struct packed_kv {
+        index_t len, d, dp, lp;
+        std::vector<float> kt, vp;
+
+        packed_kv(index_t len_, index_t d_, index_t kv_heads)
+            : len(len_), d(d_), dp((d_ + nr - 1) / nr * nr), lp((len_ + nr - 1) / nr * nr),
+              kt(static_cast<std::size_t>(kv_heads * lp * d_)), vp(static_cast<std::size_t>(kv_heads * lp * dp))
+        {
+        }
+        float* k_head(index_t g) { return kt.data() + g * lp * d; }
+        float* v_head(index_t g) { return vp.data() + g * lp * dp; }
+        const float* k_head(index_t g) const { return kt.data() + g * lp * d; }
+        const float* v_head(index_t g) const { return vp.data() + g * lp * dp; }
+
+        void pack(const const_matrix_ref<float>& k, const const_matrix_ref<float>& v, index_t g)
+        {
+            float* kh = k_head(g);
+            for (index_t j0 = 0; j0 < lp; j0 += nr) {
+                float* panel = kh + j0 * d;
+                for (index_t c = 0; c < nr; ++c) {
+                    const index_t j = j0 + c;
+                    for (index_t x = 0; x < d; ++x) panel[x * nr + c] = j < len ? k(j, g * d + x) : 0.0f;
+                }
+            }
+            float* vh = v_head(g);
+            for (index_t x0 = 0; x0 < dp; x0 += nr)
+                for (index_t j = 0; j < lp; ++j)
+                    for (index_t c = 0; c < nr; ++c)
+                        vh[x0 * lp + j * nr + c] = j < len && x0 + c < d ? v(j, g * d + x0 + c) : 0.0f;
+        }
+    };
+
+    struct scratch {
+        std::vector<float> q, s, o, m, l;
+    };
+
+    /// s[r][0, nr) = sum_x q[r][x] kt[x][0, nr) for MR rows: one register tile of S = Q K^T.
+    template <index_t MR>
+    static void tile_qk(const float* q, index_t ldq, const float* panel, index_t d, float* s, index_t lds) noexcept
+    {
+        F acc[MR][2];
+#pragma GCC unroll 8
+        for (index_t r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = F(0.0f);
+        for (index_t x = 0; x < d; ++x) {
+            const F b0 = F::load_unaligned(panel + x * nr), b1 = F::load_unaligned(panel + x * nr + lanes);
+#pragma GCC unroll 8
+            for (index_t r = 0; r < MR; ++r) {
+                const F a(q[r * ldq + x]);
+                acc[r][0] = xsimd::fma(a, b0, acc[r][0]);
+                acc[r][1] = xsimd::fma(a, b1, acc[r][1]);
+            }
+        }
+#pragma GCC unroll 8
+        for (index_t r = 0; r < MR; ++r) {
+            acc[r][0].store_aligned(s + r * lds);
+            acc[r][1].store_aligned(s + r * lds + lanes);
+        }
+    }
+
+    /// o[r][0, NV lanes) += sum_j p[r][j] v[j][0, NV lanes) for MR rows: one register tile of O += P V.
+    template <index_t MR, index_t NV>
+    static void tile_pv(const float* p, index_t ldp, const float* v, index_t ldv, index_t cols, float* o,
+                        index_t ldo) noexcept
+    {
+        F acc[MR][NV];
+#pragma GCC unroll 8
+        for (index_t r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+            for (index_t c = 0; c < NV; ++c) acc[r][c] = F::load_aligned(o + r * ldo + c * lanes);
+        for (index_t j = 0; j < cols; ++j) {
+            F b[NV];
+#pragma GCC unroll 4
+            for (index_t c = 0; c < NV; ++c) b[c] = F::load_unaligned(v + j * ldv + c * lanes);
+#pragma GCC unroll 8
+            for (index_t r = 0; r < MR; ++r) {
+                const F a(p[r * ldp + j]);
+#pragma GCC unroll 4
+                for (index_t c = 0; c < NV; ++c) acc[r][c] = xsimd::fma(a, b[c], acc[r][c]);
+            }
+        }
+#pragma GCC unroll 8
+        for (index_t r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+            for (index_t c = 0; c < NV; ++c) acc[r][c].store_aligned(o + r * ldo + c * lanes);
+    }
+
+    /// Calls f(std::integral_constant<index_t, M>{}) with M = min(n, Max), for 1 <= n: the tile size as a
+    /// compile-time constant, full tiles and the remainder alike.
+    template <index_t Max, class Fn>
+    static void with_count(index_t n, Fn&& f)
+    {
+        const index_t m = std::min(n, Max);
+        [&]<index_t... I>(std::integer_sequence<index_t, I...>)
+        {
+            (void)((m == I + 1 && (f(std::integral_constant<index_t, I + 1>{}), true)) || ...);
+        }
+        (std::make_integer_sequence<index_t, Max>{});
+    }
+
+    template <class Mod>
+    static void run_block(const const_matrix_ref<float>& q, const packed_kv& p, index_t heads, index_t kv_heads,
+                          matrix_ref<float>& out, const Mod& mod, float scale, index_t h, index_t i0, index_t rows)
+    {
+        constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+        const index_t d = p.d, dp = p.dp, len = p.len, g = h / (heads / kv_heads);
+        const float* kh = p.k_head(g);
+        const float* vh = p.v_head(g);
+
+        // Aligned scratch: rows padded to whole vectors (the tiles use aligned loads and stores).
+        thread_local scratch buf;
+        buf.q.resize(static_cast<std::size_t>(block_q * d));
+        buf.s.resize(static_cast<std::size_t>(block_q * block_k + 16));
+        buf.o.assign(static_cast<std::size_t>(block_q * dp + 16), 0.0f);
+        buf.m.assign(static_cast<std::size_t>(block_q), neg_inf);
+        buf.l.assign(static_cast<std::size_t>(block_q), 0.0f);
+        float* s = align(buf.s.data());
+        float* o = align(buf.o.data());
+
+        // Q block, scaled once here instead of every score.
+        float* qs = buf.q.data();
+        for (index_t r = 0; r < rows; ++r) {
+            const float* src = q.data() + (i0 + r) * q.outerStride() + h * d;
+            for (index_t x = 0; x < d; ++x) qs[r * d + x] = src[x] * scale;
+        }
+
+        const attention_mods::key_range keys = mod.keys(h, i0, i0 + rows, len);
+        // Key blocks start at multiples of nr (the packed panels); keys before keys.begin are masked here.
+        for (index_t j0 = keys.begin / nr * nr; j0 < keys.end; j0 += block_k) {
+            const index_t cols = std::min(block_k, keys.end - j0);
+            const index_t panels = (cols + nr - 1) / nr;
+            // Panel-major: one K panel ([d][nr], a few KB) stays in L1 while every row tile of Q passes it.
+            for (index_t c = 0; c < panels; ++c)
+                for (index_t r0 = 0; r0 < rows; r0 += mr)
+                    with_count<mr>(rows - r0, [&](auto m_rows) {
+                        tile_qk<m_rows()>(qs + r0 * d, d, kh + (j0 + c * nr) * d, d, s + r0 * block_k + c * nr,
+                                          block_k);
+                    });
+            if (j0 < keys.begin)
+                for (index_t r = 0; r < rows; ++r)
+                    std::fill(s + r * block_k, s + r * block_k + (keys.begin - j0), neg_inf);
+            mod.apply(h, i0, j0, rows, cols, s, block_k);
+
+            // Online softmax, one row at a time: s becomes P = e^(s - m_new).
+            for (index_t r = 0; r < rows; ++r) {
+                float* row = s + r * block_k;
+                F mx(neg_inf);
+                index_t c = 0;
+                for (; c + lanes <= cols; c += lanes) mx = xsimd::max(mx, F::load_aligned(row + c));
+                if (c < cols) mx = xsimd::max(mx, simd::load_n<Arch>(row + c, cols - c, neg_inf));
+                const float m_old = buf.m[static_cast<std::size_t>(r)];
+                const float m_new = std::max(m_old, simd::reduce_max(mx));
+                if (m_new == neg_inf) {
+                    // Nothing visible yet for this query: no weight, and nothing to rescale.
+                    std::fill(row, row + cols, 0.0f);
+                    continue;
+                }
+                const F mb(m_new);
+                F sum(0.0f);
+                for (c = 0; c + lanes <= cols; c += lanes) {
+                    const F e = simd::exp(F::load_aligned(row + c) - mb);
+                    e.store_aligned(row + c);
+                    sum += e;
+                }
+                if (c < cols) {
+                    const F e = simd::exp(simd::load_n<Arch>(row + c, cols - c, neg_inf) - mb);
+                    simd::store_n<Arch>(row + c, e, cols - c);
+                    sum += e;
+                }
+                const float alpha = std::exp(m_old - m_new); // 0 for the first visible block
+                buf.l[static_cast<std::size_t>(r)] = buf.l[static_cast<std::size_t>(r)] * alpha + xsimd::hadd(sum);
+                buf.m[static_cast<std::size_t>(r)] = m_new;
+                if (alpha != 1.0f) {
+                    const F ab(alpha);
+                    for (index_t x = 0; x < dp; x += lanes)
+                        (F::load_aligned(o + r * dp + x) * ab).store_aligned(o + r * dp + x);
+                }
+            }
+
+            // Panel-major over O: one V panel ([cols][nr], contiguous) stays in L1 for every row tile.
+            for (index_t x = 0; x < dp; x += nr)
+                for (index_t r0 = 0; r0 < rows; r0 += mr)
+                    with_count<mr>(rows - r0, [&](auto m_rows) {
+                        tile_pv<m_rows(), 2>(s + r0 * block_k, block_k, vh + x * p.lp + j0 * nr, nr, cols,
+                                             o + r0 * dp + x, dp);
+                    });
+        }
+
+        for (index_t r = 0; r < rows; ++r) {
+            const float l = buf.l[static_cast<std::size_t>(r)];
+            // l == 0: every key masked for this query; its row is zeros.
+            const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+            float* dst = out.data() + (i0 + r) * out.outerStride() + h * d;
+            for (index_t x = 0; x < d; ++x) dst[x] = o[r * dp + x] * inv;
+        }
+    }
+
+    static float* align(float* p) noexcept
+    {
+        constexpr std::uintptr_t a = 64;
+        return reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(p) + a - 1) & ~(a - 1));
+    }
+};
+
+} // namespace dskit::detail
