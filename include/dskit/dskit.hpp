@@ -40,3 +40,7 @@
 #include "dskit/layers/layers.hpp"
 
 #include "dskit/attention/flash.hpp"
+
+#include "dskit/manifold/tsne.hpp"
+#include "dskit/manifold/quality.hpp"
+#include "dskit/manifold/svg_scatter.hpp"

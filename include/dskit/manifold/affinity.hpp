@@ -1,0 +1,188 @@
+// t-SNE input affinities P: perplexity-calibrated Gaussian kernels on the k nearest neighbours, symmetrised.
+//
+//   p_{j|i} = exp(-beta_i d_ij²) / sum_l exp(-beta_i d_il²)    over i's k neighbours, beta_i found by bisection
+//             so that the entropy of p_{.|i} is log(perplexity) (natural log, within 1e-5 nats)
+//   p_ij    = (p_{j|i} + p_{i|j}) / (2N)                        sparse, symmetric, sums to 1
+//
+// The default k = min(N - 1, floor(3 * perplexity)), as openTSNE does (scikit-learn uses one more).
+// Precomputed neighbours (any metric) go through perplexity_affinities(knn_graph, perplexity); precomputed
+// affinities can be passed straight to dskit::tsne as a sparse_affinities.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "dskit/core/error.hpp"
+#include "dskit/core/matrix.hpp"
+#include "dskit/core/parallel.hpp"
+#include "dskit/manifold/knn.hpp"
+
+namespace dskit {
+
+/// A sparse N x N matrix in CSR form (row i: columns indices[indptr[i] .. indptr[i+1]), ascending).
+struct sparse_affinities {
+    index_t n = 0;
+    std::vector<index_t> indptr{0};
+    std::vector<index_t> indices;
+    std::vector<double> values;
+
+    [[nodiscard]] index_t nnz() const { return static_cast<index_t>(values.size()); }
+    /// Dense copy (for tests and small N).
+    [[nodiscard]] matrix<double> to_dense() const
+    {
+        matrix<double> d = matrix<double>::Zero(n, n);
+        for (index_t i = 0; i < n; ++i)
+            for (auto e = indptr[static_cast<std::size_t>(i)]; e < indptr[static_cast<std::size_t>(i) + 1]; ++e)
+                d(i, indices[static_cast<std::size_t>(e)]) += values[static_cast<std::size_t>(e)];
+        return d;
+    }
+};
+
+/// Neighbours openTSNE uses for a perplexity: min(N - 1, floor(3 * perplexity)).
+inline index_t tsne_neighbors_for(double perplexity, index_t n)
+{
+    return std::max<index_t>(1, std::min<index_t>(n - 1, static_cast<index_t>(std::floor(3.0 * perplexity))));
+}
+
+namespace detail {
+
+/// Throws value_error unless 0 < perplexity <= n_neighbors (the entropy of k weights is at most log k).
+inline void require_perplexity(std::string_view op, double perplexity, index_t n_neighbors)
+{
+    std::ostringstream got;
+    got << "perplexity = " << perplexity;
+    if (!(perplexity > 0.0) || !std::isfinite(perplexity)) throw value_error(describe(op, "perplexity > 0", got.str()));
+    if (perplexity > static_cast<double>(n_neighbors))
+        throw value_error(describe(op,
+                                   "perplexity <= number of neighbours = " + std::to_string(n_neighbors) +
+                                       " (at most N - 1 = number of points - 1)",
+                                   got.str()));
+}
+
+/// Conditional probabilities of one row by bisection on beta (scikit-learn's schedule: start at 1,
+/// double/halve until bracketed, then bisect; at most 200 steps). Distances are shifted by their minimum,
+/// which leaves p unchanged and keeps exp() from underflowing for far-away neighbourhoods.
+inline void calibrate_row(const float* sq_dist, index_t k, double perplexity, double* p)
+{
+    const double target = std::log(perplexity);
+    double dmin = std::numeric_limits<double>::infinity();
+    for (index_t j = 0; j < k; ++j) dmin = std::min(dmin, static_cast<double>(sq_dist[j]));
+    double beta = 1.0, lo = 0.0, hi = std::numeric_limits<double>::infinity();
+    for (int step = 0; step < 200; ++step) {
+        double sum = 0.0, dsum = 0.0;
+        for (index_t j = 0; j < k; ++j) {
+            const double d = static_cast<double>(sq_dist[j]) - dmin;
+            p[j] = std::exp(-beta * d);
+            sum += p[j];
+            dsum += d * p[j];
+        }
+        const double entropy = std::log(sum) + beta * dsum / sum; // sum >= 1: the nearest term is exp(0)
+        if (std::abs(entropy - target) <= 1e-5) break;
+        if (entropy > target) {
+            lo = beta;
+            beta = std::isinf(hi) ? beta * 2.0 : 0.5 * (beta + hi);
+        } else {
+            hi = beta;
+            beta = 0.5 * (beta + lo);
+        }
+        if (beta > 1e300) break; // all neighbours equidistant (duplicates): p is uniform whatever beta is
+    }
+    double sum = 0.0;
+    for (index_t j = 0; j < k; ++j) {
+        p[j] = std::exp(-beta * (static_cast<double>(sq_dist[j]) - dmin));
+        sum += p[j];
+    }
+    for (index_t j = 0; j < k; ++j) p[j] /= sum;
+}
+
+} // namespace detail
+
+/// Symmetric t-SNE affinities from a neighbour graph (squared distances, any metric). Row sums of the
+/// conditional matrix are 1; the result is (P + P^T) / (2N). Throws value_error if perplexity > k.
+inline sparse_affinities perplexity_affinities(const knn_graph& g, double perplexity)
+{
+    const index_t n = g.indices.rows(), k = g.indices.cols();
+    if (g.sq_distances.rows() != n || g.sq_distances.cols() != k)
+        detail::throw_shape("perplexity_affinities", "sq_distances of shape " + detail::shape_string({n, k}),
+                            detail::shape_of(g.sq_distances));
+    if (n < 2)
+        throw value_error(
+            detail::describe("perplexity_affinities", "at least 2 points", std::to_string(n) + " points"));
+    detail::require_perplexity("perplexity_affinities", perplexity, k);
+    for (index_t i = 0; i < n; ++i)
+        for (index_t c = 0; c < k; ++c) {
+            const index_t j = g.indices(i, c);
+            const float d = g.sq_distances(i, c);
+            if (j < 0 || j >= n || j == i)
+                throw value_error(detail::describe("perplexity_affinities",
+                                                   "neighbour indices in [0, N) other than the row itself",
+                                                   std::to_string(j) + " in row " + std::to_string(i)));
+            if (!std::isfinite(d) || d < 0.0f)
+                throw value_error(detail::describe("perplexity_affinities", "finite squared distances >= 0",
+                                                   std::to_string(d) + " in row " + std::to_string(i)));
+        }
+
+    matrix<double> cond(n, k);
+    detail::parallel_for(
+        n, [&](index_t i) { detail::calibrate_row(&g.sq_distances(i, 0), k, perplexity, &cond(i, 0)); },
+        40.0 * static_cast<double>(k));
+
+    // P + P^T in CSR, built serially in a fixed order: row i gets its own neighbours and every j that lists i.
+    std::vector<index_t> count(static_cast<std::size_t>(n), k);
+    for (index_t i = 0; i < n; ++i)
+        for (index_t c = 0; c < k; ++c) ++count[static_cast<std::size_t>(g.indices(i, c))];
+    std::vector<index_t> start(static_cast<std::size_t>(n) + 1, 0);
+    for (index_t i = 0; i < n; ++i)
+        start[static_cast<std::size_t>(i) + 1] =
+            start[static_cast<std::size_t>(i)] + count[static_cast<std::size_t>(i)];
+    std::vector<std::pair<index_t, double>> raw(static_cast<std::size_t>(start.back()));
+    std::vector<index_t> fill(start.begin(), start.end() - 1);
+    for (index_t i = 0; i < n; ++i)
+        for (index_t c = 0; c < k; ++c) {
+            const index_t j = g.indices(i, c);
+            const double v = cond(i, c);
+            raw[static_cast<std::size_t>(fill[static_cast<std::size_t>(i)]++)] = {j, v};
+            raw[static_cast<std::size_t>(fill[static_cast<std::size_t>(j)]++)] = {i, v};
+        }
+
+    sparse_affinities p;
+    p.n = n;
+    p.indptr.assign(static_cast<std::size_t>(n) + 1, 0);
+    p.indices.reserve(raw.size());
+    p.values.reserve(raw.size());
+    const double scale = 1.0 / (2.0 * static_cast<double>(n));
+    for (index_t i = 0; i < n; ++i) {
+        auto first = raw.begin() + start[static_cast<std::size_t>(i)];
+        auto last = raw.begin() + start[static_cast<std::size_t>(i) + 1];
+        // Stable sort: equal columns (i and j neighbours of each other) keep insertion order, so the sum
+        // p_{j|i} + p_{i|j} is always added in the same order.
+        std::stable_sort(first, last, [](const auto& a, const auto& b) { return a.first < b.first; });
+        for (auto it = first; it != last;) {
+            const index_t col = it->first;
+            double v = 0.0;
+            for (; it != last && it->first == col; ++it) v += it->second;
+            p.indices.push_back(col);
+            p.values.push_back(v * scale);
+        }
+        p.indptr[static_cast<std::size_t>(i) + 1] = static_cast<index_t>(p.values.size());
+    }
+    return p;
+}
+
+/// P for t-SNE from raw data: exact kNN with k = tsne_neighbors_for(perplexity, N), then calibration.
+/// Throws value_error for N < 2, NaN/Inf input, or a perplexity above N - 1.
+inline sparse_affinities tsne_affinities(const_matrix_ref<float> x, double perplexity)
+{
+    const index_t n = x.rows();
+    if (n < 2)
+        throw value_error(detail::describe("tsne_affinities", "at least 2 points", std::to_string(n) + " points"));
+    const index_t k = tsne_neighbors_for(perplexity, n);
+    detail::require_perplexity("tsne_affinities", perplexity, k);
+    return perplexity_affinities(exact_knn(x, k), perplexity);
+}
+
+} // namespace dskit

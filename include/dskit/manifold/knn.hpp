@@ -1,0 +1,163 @@
+// Exact k-nearest neighbours (Euclidean) by blocked GEMM.
+//
+//   knn_graph g = exact_knn(x, k);   // x: [N, D]; g.indices, g.sq_distances: [N, k]
+//
+// Row i of the result lists the k nearest *other* points of row i (a duplicate of i counts, at distance 0),
+// nearest first; ties are broken by the smaller index, so the graph is a deterministic function of x.
+// Distances are squared Euclidean. Candidates come from ||y||² - 2 x·y on [256 x 2048] blocks
+// of the centred data (ops::matmul_nt, one block per thread); the k survivors' distances are then recomputed
+// exactly in double, so cancellation in the GEMM trick never reaches the result. Cost O(N² D), memory O(N k).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dskit/core/error.hpp"
+#include "dskit/core/matrix.hpp"
+#include "dskit/core/parallel.hpp"
+#include "dskit/ops/gemm.hpp"
+
+namespace dskit {
+
+/// Row-major matrix of point indices.
+using index_matrix = Eigen::Matrix<index_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// A k-nearest-neighbour graph: row i holds i's neighbours, nearest first (ties: smaller index first).
+struct knn_graph {
+    index_matrix indices;       ///< [N, k] neighbour indices, never i itself
+    matrix<float> sq_distances; ///< [N, k] squared Euclidean distances, ascending per row
+};
+
+namespace detail {
+
+/// Calls f(b) for b in [0, n) inside an OpenMP team whenever more than one thread is allowed. Eigen's GEMM
+/// runs single-threaded inside a team, so every block is computed with the same blocking (and the same
+/// rounding) whatever the thread count: results stay bit-identical.
+template <class F>
+void parallel_blocks(index_t n, F&& f)
+{
+#if DSKIT_HAS_OPENMP
+    if (n > 1 && !omp_in_parallel() && omp_get_max_threads() > 1) {
+#pragma omp parallel for schedule(static)
+        for (index_t b = 0; b < n; ++b) f(b);
+        return;
+    }
+#endif
+    for (index_t b = 0; b < n; ++b) f(b);
+}
+
+/// Throws value_error naming `op` if x holds NaN or Inf.
+template <class M>
+void require_finite(std::string_view op, const M& x)
+{
+    for (index_t i = 0; i < x.rows(); ++i)
+        for (index_t j = 0; j < x.cols(); ++j)
+            if (!std::isfinite(x(i, j)))
+                throw value_error(
+                    describe(op, "finite input",
+                             "a non-finite value at row " + std::to_string(i) + ", column " + std::to_string(j)));
+}
+
+/// Column means in double, summed in row order (deterministic).
+inline Eigen::RowVectorXd column_means(const const_matrix_ref<float>& x)
+{
+    Eigen::RowVectorXd mean = Eigen::RowVectorXd::Zero(x.cols());
+    for (index_t i = 0; i < x.rows(); ++i) mean += x.row(i).cast<double>();
+    if (x.rows() > 0) mean /= static_cast<double>(x.rows());
+    return mean;
+}
+
+/// (distance, index) in lexicographic order: the total order that makes neighbour sets unique.
+struct knn_entry {
+    double d;
+    index_t j;
+    friend bool operator<(const knn_entry& a, const knn_entry& b) { return a.d < b.d || (a.d == b.d && a.j < b.j); }
+};
+
+inline double exact_sq_distance(const const_matrix_ref<float>& x, index_t i, index_t j)
+{
+    double s = 0.0;
+    for (index_t c = 0; c < x.cols(); ++c) {
+        const double t = static_cast<double>(x(i, c)) - static_cast<double>(x(j, c));
+        s += t * t;
+    }
+    return s;
+}
+
+} // namespace detail
+
+/// Exact k nearest neighbours of every row of x among the other rows. Requires 1 <= k <= N - 1 and finite x
+/// (value_error otherwise, naming the limit).
+inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
+{
+    const index_t n = x.rows();
+    if (n < 2) throw value_error(detail::describe("exact_knn", "at least 2 points", std::to_string(n) + " points"));
+    if (k < 1 || k > n - 1)
+        throw value_error(detail::describe("exact_knn", "k in [1, N - 1 = " + std::to_string(n - 1) + "]",
+                                           "k = " + std::to_string(k)));
+    detail::require_finite("exact_knn", x);
+
+    // Centring keeps ||x||² small relative to distances, so the GEMM trick loses fewer digits.
+    const Eigen::RowVectorXd mean = detail::column_means(x);
+    matrix<float> xc(n, x.cols());
+    for (index_t i = 0; i < n; ++i) xc.row(i) = (x.row(i).cast<double>() - mean).cast<float>();
+    Eigen::VectorXf norms(n);
+    for (index_t i = 0; i < n; ++i) norms(i) = xc.row(i).squaredNorm();
+
+    constexpr index_t row_block = 256;
+    constexpr index_t col_block = 2048;
+    const index_t n_row_blocks = (n + row_block - 1) / row_block;
+    knn_graph g{index_matrix(n, k), matrix<float>(n, k)};
+
+    detail::parallel_blocks(n_row_blocks, [&](index_t rb) {
+        const index_t r0 = rb * row_block, rn = std::min(row_block, n - r0);
+        matrix<float> dots(rn, std::min(col_block, n));
+        std::vector<std::vector<detail::knn_entry>> heaps(static_cast<std::size_t>(rn));
+        for (auto& h : heaps) h.reserve(static_cast<std::size_t>(k) + 1);
+        for (index_t c0 = 0; c0 < n; c0 += col_block) {
+            const index_t cn = std::min(col_block, n - c0);
+            auto block = dots.leftCols(cn);
+            ops::matmul_nt(xc.middleRows(r0, rn), xc.middleRows(c0, cn), block);
+            for (index_t r = 0; r < rn; ++r) {
+                auto& heap = heaps[static_cast<std::size_t>(r)];
+                const index_t i = r0 + r;
+                // Selection key ||y||² - 2 x·y: ||x||² is the same for the whole row, so it cannot change the
+                // order, and the survivors' distances are recomputed exactly below.
+                const float* dot = &block(r, 0);
+                const float* nrm = norms.data() + c0;
+                for (index_t c = 0; c < cn; ++c) {
+                    const double key = static_cast<double>(nrm[c] - 2.0f * dot[c]);
+                    if (static_cast<index_t>(heap.size()) == k && key > heap.front().d) continue; // the usual case
+                    const index_t j = c0 + c;
+                    if (j == i) continue;
+                    const detail::knn_entry e{key, j};
+                    if (static_cast<index_t>(heap.size()) < k) {
+                        heap.push_back(e);
+                        std::push_heap(heap.begin(), heap.end());
+                    } else if (e < heap.front()) {
+                        std::pop_heap(heap.begin(), heap.end());
+                        heap.back() = e;
+                        std::push_heap(heap.begin(), heap.end());
+                    }
+                }
+            }
+        }
+        for (index_t r = 0; r < rn; ++r) {
+            auto& heap = heaps[static_cast<std::size_t>(r)];
+            const index_t i = r0 + r;
+            for (auto& e : heap) e.d = detail::exact_sq_distance(x, i, e.j);
+            std::sort(heap.begin(), heap.end());
+            for (index_t c = 0; c < k; ++c) {
+                g.indices(i, c) = heap[static_cast<std::size_t>(c)].j;
+                g.sq_distances(i, c) = static_cast<float>(heap[static_cast<std::size_t>(c)].d);
+            }
+        }
+    });
+    return g;
+}
+
+} // namespace dskit
