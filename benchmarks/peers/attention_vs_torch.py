@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""dskit attention against PyTorch on the same shapes and thread count, in one run.
+
+Runs dskit_bench's attention benchmarks (JSON) and PyTorch's F.scaled_dot_product_attention plus
+the explicit PyTorch formulations of the variants (SPEC.md section 1), then prints one table:
+dskit time, PyTorch time, and the ratio (PyTorch / dskit; above 1 means dskit is faster).
+
+    python3 benchmarks/peers/attention_vs_torch.py --bench build/bench/benchmarks/dskit_bench \
+        --threads 2 --n 2048 --d 64 128
+
+Needs torch (pip install torch). dskit_bench must be built with -DDSKIT_NATIVE_ARCH=ON.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def torch_variant(name, q, k, v, gamma=0.95):
+    """PyTorch formulation of one variant; q, k, v: [H, N, d]."""
+    H, N, d = q.shape
+    if name == "plain":
+        return F.scaled_dot_product_attention(q, k, v)
+    if name == "causal":
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    i = torch.arange(N).view(N, 1)
+    j = torch.arange(N).view(1, N)
+    if name == "decay_abs":  # seed 004 literal: S_ij = (q_i . k_j) gamma^j / sqrt(d)
+        s = (q @ k.transpose(-1, -2)) * (gamma ** j.float()) / math.sqrt(d)
+        return torch.softmax(s, -1) @ v
+    if name == "decay_rel":  # causal, + (i - j) ln gamma_h, one gamma per head
+        gammas = torch.linspace(0.9, 0.99, H).view(H, 1, 1)
+        bias = (i - j).float() * torch.log(gammas)
+        bias = bias.masked_fill(j > i, float("-inf"))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    if name == "alibi":
+        slopes = torch.tensor([2 ** (-8 * (h + 1) / H) for h in range(H)]).view(H, 1, 1)
+        bias = -slopes * (i - j).abs().float()
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    raise ValueError(name)
+
+
+def time_torch(name, n, d, h, reps):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(h, n, d, generator=g) for _ in range(3))
+    with torch.inference_mode():
+        torch_variant(name, q, k, v)  # warm-up
+        best = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            torch_variant(name, q, k, v)
+            best.append(time.perf_counter() - t0)
+    best.sort()
+    return best[len(best) // 2]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bench", default="build/bench/benchmarks/dskit_bench")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--n", type=int, nargs="+", default=[2048])
+    ap.add_argument("--d", type=int, nargs="+", default=[64, 128])
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--variants", nargs="+", default=["plain", "causal", "decay_abs", "decay_rel", "alibi"])
+    ap.add_argument("--reps", type=int, default=5)
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), DSKIT_BENCH_LARGE="1")
+    pattern = "attention/({})/simd/N:({})/d:({})/H:{}/".format(
+        "|".join(a.variants), "|".join(map(str, a.n)), "|".join(map(str, a.d)), a.heads)
+    out = subprocess.run([a.bench, f"--benchmark_filter={pattern}", f"--benchmark_repetitions={a.reps}",
+                          "--benchmark_enable_random_interleaving=true", "--benchmark_format=json"],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    dskit = {}
+    for b in json.loads(out)["benchmarks"]:
+        if b.get("aggregate_name") == "median":
+            name = b["run_name"].replace("/real_time", "")
+            dskit[name] = b["real_time"] * {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
+
+    print(f"threads {a.threads}, H {a.heads}, torch {torch.__version__}; medians of {a.reps}")
+    print("| variant | N | d | dskit ms | PyTorch ms | PyTorch / dskit |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in a.variants:
+        for n in a.n:
+            for d in a.d:
+                key = f"attention/{name}/simd/N:{n}/d:{d}/H:{a.heads}"
+                if key not in dskit:
+                    continue
+                t = time_torch(name, n, d, a.heads, a.reps)
+                print(f"| {name} | {n} | {d} | {dskit[key] * 1e3:.1f} | {t * 1e3:.1f} | {t / dskit[key]:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
