@@ -11,11 +11,9 @@
 
 namespace dskit::detail::simd {
 
-/// e^x for every lane, within 2 ulp of the correctly rounded value (1 ulp typical).
-/// Results that underflow are rounded to subnormals or 0 (x < -103.97 gives 0), results that
-/// overflow give +inf (x > 88.72), -inf gives 0 and NaN stays NaN.
+/// e^x for every lane, any input: the general path of exp() below.
 template <class Arch>
-xsimd::batch<float, Arch> exp(const xsimd::batch<float, Arch>& x) noexcept
+xsimd::batch<float, Arch> exp_any(const xsimd::batch<float, Arch>& x) noexcept
 {
     using F = xsimd::batch<float, Arch>;
     using I = xsimd::batch<std::int32_t, Arch>;
@@ -52,6 +50,37 @@ xsimd::batch<float, Arch> exp(const xsimd::batch<float, Arch>& x) noexcept
     const F s1 = xsimd::bitwise_cast<F>((n1 + I(127)) << 23);
     const F s2 = xsimd::bitwise_cast<F>((n2 + I(127)) << 23);
     return (p * s1) * s2;
+}
+
+/// e^x for every lane, within 2 ulp of the correctly rounded value (1 ulp typical).
+/// Results that underflow are rounded to subnormals or 0 (x < -103.97 gives 0), results that
+/// overflow give +inf (x > 88.72), -inf gives 0 and NaN stays NaN.
+///
+/// When every lane has |x| < 87 (nearly always: softmax's x - max, sigmoid's -|x| of activations)
+/// the result is a normal number and 2^n can be added to p's exponent field directly: no clamping,
+/// no split scale. Same bits as exp_any, ~40% fewer instructions; any other batch takes exp_any.
+template <class Arch>
+xsimd::batch<float, Arch> exp(const xsimd::batch<float, Arch>& x) noexcept
+{
+    using F = xsimd::batch<float, Arch>;
+    using I = xsimd::batch<std::int32_t, Arch>;
+    if (!xsimd::all(xsimd::abs(x) < F(87.0f))) return simd::exp_any(x); // NaN fails the test too
+    const F magic(12582912.0f);
+    const F k = xsimd::fma(x, F(1.44269504088896341f), magic);
+    const F n = k - magic;
+    F r = xsimd::fnma(n, F(0.693359375f), x);
+    r = xsimd::fnma(n, F(-2.12194440e-4f), r);
+    const F r2 = r * r;
+    const F r4 = r2 * r2;
+    const F p01 = r + F(1.0f);
+    const F p23 = xsimd::fma(r, F(1.666651964187622e-1f), F(4.999999105930328e-1f));
+    const F p45 = xsimd::fma(r, F(8.368870243430138e-3f), F(4.166906699538231e-2f));
+    const F q = xsimd::fma(r2, F(1.377709791995585e-3f), p45);
+    const F t = xsimd::fma(r2, p23, p01);
+    const F p = xsimd::fma(r4, q, t);
+    // p is in [0.7, 1.42] and n in [-126, 126]: p 2^n is normal, so the exponent add is exact.
+    const I ni = xsimd::bitwise_cast<I>(k) - xsimd::bitwise_cast<I>(magic);
+    return xsimd::bitwise_cast<F>(xsimd::bitwise_cast<I>(p) + (ni << 23));
 }
 
 /// Logistic sigmoid 1 / (1 + e^-x), stable for any |x|: e^-|x| never overflows, and for x < 0
