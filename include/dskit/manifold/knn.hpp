@@ -12,9 +12,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <xsimd/xsimd.hpp>
 
 #include "dskit/core/error.hpp"
 #include "dskit/core/matrix.hpp"
@@ -116,44 +119,61 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
     detail::parallel_blocks(n_row_blocks, [&](index_t rb) {
         const index_t r0 = rb * row_block, rn = std::min(row_block, n - r0);
         matrix<float> dots(rn, std::min(col_block, n));
-        std::vector<std::vector<detail::knn_entry>> heaps(static_cast<std::size_t>(rn));
-        for (auto& h : heaps) h.reserve(static_cast<std::size_t>(k) + 1);
+        // Per row: the candidates so far and the key a new one must not exceed. Candidates are appended and,
+        // whenever 2k have gathered, cut back to the k best (nth_element, O(k)): O(1) per candidate, where a heap
+        // pays a logarithmic sift for each. The total order (key, index) makes the surviving set unique.
+        std::vector<std::vector<detail::knn_entry>> cands(static_cast<std::size_t>(rn));
+        std::vector<float> bound(static_cast<std::size_t>(rn), std::numeric_limits<float>::infinity());
+        const auto keep_best = [k](std::vector<detail::knn_entry>& v) {
+            if (static_cast<index_t>(v.size()) <= k) return;
+            std::nth_element(v.begin(), v.begin() + (k - 1), v.end());
+            v.resize(static_cast<std::size_t>(k));
+        };
+        for (auto& v : cands) v.reserve(2 * static_cast<std::size_t>(k) + 16);
+        using fb = xsimd::batch<float>;
+        constexpr index_t w = static_cast<index_t>(fb::size);
         for (index_t c0 = 0; c0 < n; c0 += col_block) {
             const index_t cn = std::min(col_block, n - c0);
             auto block = dots.leftCols(cn);
             ops::matmul_nt(xc.middleRows(r0, rn), xc.middleRows(c0, cn), block);
             for (index_t r = 0; r < rn; ++r) {
-                auto& heap = heaps[static_cast<std::size_t>(r)];
+                auto& v = cands[static_cast<std::size_t>(r)];
+                float& thr = bound[static_cast<std::size_t>(r)];
                 const index_t i = r0 + r;
                 // Selection key ||y||² - 2 x·y: ||x||² is the same for the whole row, so it cannot change the
                 // order, and the survivors' distances are recomputed exactly below.
                 const float* dot = &block(r, 0);
                 const float* nrm = norms.data() + c0;
-                for (index_t c = 0; c < cn; ++c) {
-                    const double key = static_cast<double>(nrm[c] - 2.0f * dot[c]);
-                    if (static_cast<index_t>(heap.size()) == k && key > heap.front().d) continue; // the usual case
+                const auto consider = [&](index_t c) {
+                    const float key = nrm[c] - 2.0f * dot[c];
                     const index_t j = c0 + c;
-                    if (j == i) continue;
-                    const detail::knn_entry e{key, j};
-                    if (static_cast<index_t>(heap.size()) < k) {
-                        heap.push_back(e);
-                        std::push_heap(heap.begin(), heap.end());
-                    } else if (e < heap.front()) {
-                        std::pop_heap(heap.begin(), heap.end());
-                        heap.back() = e;
-                        std::push_heap(heap.begin(), heap.end());
+                    if (key > thr || j == i) return;
+                    v.push_back(detail::knn_entry{key, j});
+                    if (static_cast<index_t>(v.size()) >= 2 * k) {
+                        keep_best(v);
+                        thr = static_cast<float>(v[static_cast<std::size_t>(k - 1)].d); // the k-th best so far
                     }
+                };
+                // Nearly every candidate is rejected: test a batch against the bound at once (the keys are
+                // floats, so this selects exactly what the one-by-one test would).
+                index_t c = 0;
+                for (; c + w <= cn; c += w) {
+                    const fb key = fb::load_unaligned(nrm + c) - fb(2.0f) * fb::load_unaligned(dot + c);
+                    if (xsimd::any(key <= fb(thr)))
+                        for (index_t t = c; t < c + w; ++t) consider(t);
                 }
+                for (; c < cn; ++c) consider(c);
             }
         }
+        for (auto& v : cands) keep_best(v);
         for (index_t r = 0; r < rn; ++r) {
-            auto& heap = heaps[static_cast<std::size_t>(r)];
+            auto& best = cands[static_cast<std::size_t>(r)];
             const index_t i = r0 + r;
-            for (auto& e : heap) e.d = detail::exact_sq_distance(x, i, e.j);
-            std::sort(heap.begin(), heap.end());
+            for (auto& e : best) e.d = detail::exact_sq_distance(x, i, e.j);
+            std::sort(best.begin(), best.end());
             for (index_t c = 0; c < k; ++c) {
-                g.indices(i, c) = heap[static_cast<std::size_t>(c)].j;
-                g.sq_distances(i, c) = static_cast<float>(heap[static_cast<std::size_t>(c)].d);
+                g.indices(i, c) = best[static_cast<std::size_t>(c)].j;
+                g.sq_distances(i, c) = static_cast<float>(best[static_cast<std::size_t>(c)].d);
             }
         }
     });
