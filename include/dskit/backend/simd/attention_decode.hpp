@@ -38,8 +38,6 @@ struct kernel<ops::tag::attention_decode, backend::simd<Arch>> {
     static void run(const_matrix_ref<float> q, const_matrix_ref<float> k, const_matrix_ref<float> v, index_t heads,
                     index_t kv_heads, matrix_ref<float> out, const Mod& mod, float scale)
     {
-        using F = xsimd::batch<float, Arch>;
-        constexpr index_t L = simd::lanes_v<Arch>;
         constexpr float neg_inf = -std::numeric_limits<float>::infinity();
         const index_t t_new = q.rows(), len = k.rows(), d = q.cols() / heads, group = heads / kv_heads;
         const index_t rows = t_new * group;     // query rows per K/V head: r = hh * t_new + t
@@ -91,19 +89,20 @@ struct kernel<ops::tag::attention_decode, backend::simd<Arch>> {
                         std::fill(dst + d, dst + dp, 0.0f);
                     }
 
-                // Scores: each key row is loaded once and used by every query row of the group.
-                for (index_t j = 0; j < cn; ++j) {
-                    const float* kr = k.data() + (j0 + j) * k.outerStride() + g * d;
-                    for (index_t r = 0; r < rows; ++r) {
-                        const float* qr = qs + r * dp;
-                        F acc(0.0f);
-                        for (index_t b = 0; b < nb; ++b) {
-                            const index_t e = b * L;
-                            acc = xsimd::fma(F::load_unaligned(qr + e), simd::load_n<Arch>(kr + e, std::min(L, d - e)),
-                                             acc);
-                        }
-                        s[r * decode_chunk + j] = xsimd::hadd(acc);
+                // Scores, per query row: L keys at a time, each key's dot product in its own accumulator
+                // (independent FMA chains), the L sums gathered into one batch by haddp.
+                const float* kc = k.data() + j0 * k.outerStride() + g * d;
+                const index_t ldk = k.outerStride();
+                for (index_t r = 0; r < rows; ++r) {
+                    const float* qr = qs + r * dp;
+                    float* sr = s + r * decode_chunk;
+                    index_t j = 0;
+                    for (; j + L <= cn; j += L) {
+                        F acc[L];
+                        for (index_t t = 0; t < L; ++t) acc[t] = dot(qr, kc + (j + t) * ldk, d);
+                        xsimd::haddp(acc).store_unaligned(sr + j);
                     }
+                    for (; j < cn; ++j) sr[j] = xsimd::hadd(dot(qr, kc + j * ldk, d));
                 }
                 for (index_t hh = 0; hh < group; ++hh)
                     mod.apply(g * group + hh, 0, j0, t_new, cn, s + hh * t_new * decode_chunk, decode_chunk);
@@ -135,19 +134,13 @@ struct kernel<ops::tag::attention_decode, backend::simd<Arch>> {
                     pl[r] = xsimd::hadd(sum);
                 }
 
-                // Value sums: each value row is loaded once for every query row.
-                std::fill(o, o + rows * dp, 0.0f);
-                for (index_t j = 0; j < cn; ++j) {
-                    const float* vr = v.data() + (j0 + j) * v.outerStride() + g * d;
-                    for (index_t b = 0; b < nb; ++b) {
-                        const index_t e = b * L;
-                        const F vb = simd::load_n<Arch>(vr + e, std::min(L, d - e));
-                        for (index_t r = 0; r < rows; ++r) {
-                            float* orow = o + r * dp + e;
-                            xsimd::fma(F(s[r * decode_chunk + j]), vb, F::load_unaligned(orow)).store_unaligned(orow);
-                        }
-                    }
-                }
+                // Value sums, per query row: up to 8 batches of the output row stay in registers while the
+                // chunk's value rows stream past (d = 64 in one sweep, d = 128 in two).
+                const float* vc = v.data() + j0 * v.outerStride() + g * d;
+                for (index_t r = 0; r < rows; ++r)
+                    for (index_t b0 = 0; b0 < nb; b0 += 8)
+                        value_sweep(std::min<index_t>(8, nb - b0), s + r * decode_chunk, cn, vc, v.outerStride(),
+                                    b0 * L, d, o + r * dp + b0 * L);
                 std::copy(o, o + rows * dp, po);
             },
             static_cast<double>(decode_chunk) * static_cast<double>(rows * d) * 4.0);
@@ -182,6 +175,64 @@ struct kernel<ops::tag::attention_decode, backend::simd<Arch>> {
                 for (index_t e = 0; e < d; ++e) dst[e] = acc[static_cast<std::size_t>(e)] * inv;
             },
             static_cast<double>(chunks * d));
+    }
+
+private:
+    using F = xsimd::batch<float, Arch>;
+    static constexpr index_t L = simd::lanes_v<Arch>;
+
+    /// Lane-wise partial sums of q . k over d features (q is zero-padded to whole batches, k is not).
+    static F dot(const float* q, const float* k, index_t d) noexcept
+    {
+        F a0(0.0f), a1(0.0f);
+        index_t e = 0;
+        for (; e + 2 * L <= d; e += 2 * L) {
+            a0 = xsimd::fma(F::load_unaligned(q + e), F::load_unaligned(k + e), a0);
+            a1 = xsimd::fma(F::load_unaligned(q + e + L), F::load_unaligned(k + e + L), a1);
+        }
+        for (; e < d; e += L)
+            a0 = xsimd::fma(F::load_unaligned(q + e), simd::load_n<Arch>(k + e, std::min(L, d - e)), a0);
+        return a0 + a1;
+    }
+
+    /// o[e0 + c] = sum_j p[j] v[j][e0 + c] for the `batches` batches from feature e0 (batches <= 8).
+    static void value_sweep(index_t batches, const float* p, index_t cn, const float* v, index_t ldv, index_t e0,
+                            index_t d, float* o)
+    {
+        switch (batches) {
+        case 8:
+            return value_sweep_n<8>(p, cn, v, ldv, e0, d, o);
+        case 7:
+            return value_sweep_n<7>(p, cn, v, ldv, e0, d, o);
+        case 6:
+            return value_sweep_n<6>(p, cn, v, ldv, e0, d, o);
+        case 5:
+            return value_sweep_n<5>(p, cn, v, ldv, e0, d, o);
+        case 4:
+            return value_sweep_n<4>(p, cn, v, ldv, e0, d, o);
+        case 3:
+            return value_sweep_n<3>(p, cn, v, ldv, e0, d, o);
+        case 2:
+            return value_sweep_n<2>(p, cn, v, ldv, e0, d, o);
+        default:
+            return value_sweep_n<1>(p, cn, v, ldv, e0, d, o);
+        }
+    }
+
+    template <index_t B>
+    static void value_sweep_n(const float* p, index_t cn, const float* v, index_t ldv, index_t e0, index_t d, float* o)
+    {
+        F acc[B];
+        for (index_t b = 0; b < B; ++b) acc[b] = F(0.0f);
+        // Only the last batch of a row may be partial (d not a multiple of the lane count).
+        const index_t tail = std::min(L, d - e0 - (B - 1) * L);
+        for (index_t j = 0; j < cn; ++j) {
+            const F pj(p[j]);
+            const float* vr = v + j * ldv + e0;
+            for (index_t b = 0; b + 1 < B; ++b) acc[b] = xsimd::fma(pj, F::load_unaligned(vr + b * L), acc[b]);
+            acc[B - 1] = xsimd::fma(pj, simd::load_n<Arch>(vr + (B - 1) * L, tail), acc[B - 1]);
+        }
+        for (index_t b = 0; b < B; ++b) acc[b].store_unaligned(o + b * L);
     }
 };
 
