@@ -2,7 +2,8 @@
 """dskit attention against PyTorch on the same shapes and thread count, in one run.
 
 Runs dskit_bench's attention benchmarks (JSON) and PyTorch's F.scaled_dot_product_attention plus
-the explicit PyTorch formulations of the variants (SPEC.md section 1), then prints one table:
+the explicit PyTorch formulations of the variants (SPEC.md section 1: gates, dynamic sparsity as a
+top-N/8 mask, decoding one token against a K/V cache), then prints one table:
 dskit time, PyTorch time, and the ratio (PyTorch / dskit; above 1 means dskit is faster).
 
     python3 benchmarks/peers/attention_vs_torch.py --bench build/bench/benchmarks/dskit_bench \
@@ -21,11 +22,17 @@ import torch
 import torch.nn.functional as F
 
 
-def torch_variant(name, q, k, v, gamma=0.95):
-    """PyTorch formulation of one variant; q, k, v: [H, N, d]."""
+def torch_variant(name, q, k, v, gamma=0.95, gate=None):
+    """PyTorch formulation of one variant; q, k, v: [H, N, d]; gate: [H, N, 1] or [H, N, d] in (0, 1)."""
     H, N, d = q.shape
-    if name == "plain":
+    if name in ("plain", "concentrated_dense"):
         return F.scaled_dot_product_attention(q, k, v)
+    if name in ("gate_head", "gate_elem"):  # GAU / dynamic attention: the gate multiplies the attended values
+        return F.scaled_dot_product_attention(q, k, v) * gate
+    if name in ("topk", "block_sparse"):  # dynamic sparse attention (seed 004): keep the top N/8 keys per query
+        s = (q @ k.transpose(-1, -2)) / math.sqrt(d)
+        kth = s.topk(N // 8, dim=-1).values[..., -1:]
+        return torch.softmax(s.masked_fill(s < kth, float("-inf")), -1) @ v
     if name == "causal":
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     i = torch.arange(N).view(N, 1)
@@ -48,12 +55,29 @@ def torch_variant(name, q, k, v, gamma=0.95):
 def time_torch(name, n, d, h, reps):
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(h, n, d, generator=g) for _ in range(3))
+    gate = torch.sigmoid(torch.randn(h, n, d if name == "gate_elem" else 1, generator=g))
     with torch.inference_mode():
-        torch_variant(name, q, k, v)  # warm-up
+        torch_variant(name, q, k, v, gate=gate)  # warm-up
         best = []
         for _ in range(reps):
             t0 = time.perf_counter()
-            torch_variant(name, q, k, v)
+            torch_variant(name, q, k, v, gate=gate)
+            best.append(time.perf_counter() - t0)
+    best.sort()
+    return best[len(best) // 2]
+
+
+def time_torch_decode(length, d, h, kv, reps):
+    """One new token against a cache of `length` keys: SDPA with grouped-query K/V (enable_gqa)."""
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(1, h, 1, d, generator=g)
+    k, v = (torch.randn(1, kv, length, d, generator=g) for _ in range(2))
+    with torch.inference_mode():
+        F.scaled_dot_product_attention(q, k, v, enable_gqa=kv != h)
+        best = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            F.scaled_dot_product_attention(q, k, v, enable_gqa=kv != h)
             best.append(time.perf_counter() - t0)
     best.sort()
     return best[len(best) // 2]
@@ -66,7 +90,11 @@ def main():
     ap.add_argument("--n", type=int, nargs="+", default=[2048])
     ap.add_argument("--d", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--heads", type=int, default=8)
-    ap.add_argument("--variants", nargs="+", default=["plain", "causal", "decay_abs", "decay_rel", "alibi"])
+    ap.add_argument("--variants", nargs="+",
+                    default=["plain", "causal", "decay_abs", "decay_rel", "alibi", "gate_head", "gate_elem",
+                             "concentrated_dense", "block_sparse", "topk"])
+    ap.add_argument("--decode", type=int, nargs="*", default=[4096, 32768],
+                    help="cache lengths for the decode rows (one new token; H query heads, H and 2 K/V heads)")
     ap.add_argument("--reps", type=int, default=5)
     a = ap.parse_args()
 
@@ -74,6 +102,9 @@ def main():
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), DSKIT_BENCH_LARGE="1")
     pattern = "attention/({})/simd/N:({})/d:({})/H:{}/".format(
         "|".join(a.variants), "|".join(map(str, a.n)), "|".join(map(str, a.d)), a.heads)
+    if a.decode:
+        pattern += "|attention/decode/simd/L:({})/d:({})/H:{}/".format(
+            "|".join(map(str, a.decode)), "|".join(map(str, a.d)), a.heads)
     out = subprocess.run([a.bench, f"--benchmark_filter={pattern}", f"--benchmark_repetitions={a.reps}",
                           "--benchmark_enable_random_interleaving=true", "--benchmark_format=json"],
                          env=env, check=True, capture_output=True, text=True).stdout
@@ -94,6 +125,15 @@ def main():
                     continue
                 t = time_torch(name, n, d, a.heads, a.reps)
                 print(f"| {name} | {n} | {d} | {dskit[key] * 1e3:.1f} | {t * 1e3:.1f} | {t / dskit[key]:.2f}x |")
+    for length in a.decode:
+        for d in a.d:
+            for kv in (a.heads, 2):
+                key = f"attention/decode/simd/L:{length}/d:{d}/H:{a.heads}/kv:{kv}"
+                if key not in dskit:
+                    continue
+                t = time_torch_decode(length, d, a.heads, kv, a.reps)
+                print(f"| decode (1 token, {kv} K/V heads) | L={length} | {d} | {dskit[key] * 1e3:.3f} | "
+                      f"{t * 1e3:.3f} | {t / dskit[key]:.2f}x |")
 
 
 if __name__ == "__main__":
