@@ -25,6 +25,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <functional>
@@ -79,18 +81,54 @@ inline float* sparse_scratch(std::vector<float>& v, index_t n)
     return v.data();
 }
 
+/// Indices of the k largest of x[0, n) (1 <= k <= n; ties: the smaller index) in `idx`, by radix selection:
+/// floats map to unsigned keys in the same order, one pass builds a histogram of the top 11 bits and finds
+/// the bucket that holds the k-th largest, a second pass takes every index above that bucket and collects
+/// the bucket's own entries, and only those (few, for spread-out scores) are ordered with nth_element.
+/// `keys` is scratch of n entries.
+inline void topk_indices(const float* x, index_t n, index_t k, std::uint32_t* keys, std::vector<index_t>& idx,
+                         std::vector<index_t>& cand)
+{
+    constexpr int shift = 21; // 2^11 buckets
+    std::uint32_t hist[1u << (32 - shift)] = {};
+    for (index_t i = 0; i < n; ++i) {
+        std::uint32_t u;
+        std::memcpy(&u, x + i, sizeof u);
+        u = (u & 0x80000000u) ? ~u : (u | 0x80000000u); // order-preserving: larger float, larger key
+        keys[i] = u;
+        ++hist[u >> shift];
+    }
+    std::uint32_t bucket = (1u << (32 - shift)) - 1;
+    index_t above = 0; // entries in buckets above `bucket`
+    while (above + static_cast<index_t>(hist[bucket]) < k) above += static_cast<index_t>(hist[bucket--]);
+    idx.clear();
+    cand.clear();
+    for (index_t i = 0; i < n; ++i) {
+        const std::uint32_t b = keys[i] >> shift;
+        if (b > bucket)
+            idx.push_back(i);
+        else if (b == bucket)
+            cand.push_back(i);
+    }
+    const auto better = [&](index_t a, index_t b) { return keys[a] > keys[b] || (keys[a] == keys[b] && a < b); };
+    const auto need = static_cast<std::ptrdiff_t>(k - above);
+    std::nth_element(cand.begin(), cand.begin() + (need - 1), cand.end(), better);
+    idx.insert(idx.end(), cand.begin(), cand.begin() + need);
+}
+
 template <class Backend, class Mod>
 void topk_attention(const const_matrix_ref<float>& q, const const_matrix_ref<float>& k,
                     const const_matrix_ref<float>& v, index_t heads, index_t kv_heads, matrix_ref<float>& out,
                     const topk_keys& sel, const Mod& mod, float scale)
 {
     const index_t n = q.rows(), len = k.rows(), d = q.cols() / heads, group = heads / kv_heads;
-    const index_t q_blocks = (n + sparse_query_block - 1) / sparse_query_block;
+    constexpr index_t block = 64; // queries per task (fewer: Eigen repacks K for each task)
+    const index_t q_blocks = (n + block - 1) / block;
     parallel_for(
         heads * q_blocks,
         [&](index_t task) {
-            const index_t h = task % heads, g = h / group, i0 = task / heads * sparse_query_block;
-            const index_t rows = std::min(sparse_query_block, n - i0);
+            const index_t h = task % heads, g = h / group, i0 = task / heads * block;
+            const index_t rows = std::min(block, n - i0);
             const attention_mods::key_range kr = mod.keys(h, i0, i0 + rows, len);
             const index_t j0 = kr.begin, cols = std::max<index_t>(kr.end - kr.begin, 0);
             float* dst = out.data() + i0 * out.outerStride() + h * d;
@@ -99,27 +137,25 @@ void topk_attention(const const_matrix_ref<float>& q, const const_matrix_ref<flo
                     std::fill(dst + r * out.outerStride(), dst + r * out.outerStride() + d, 0.0f);
                 return;
             }
-            thread_local std::vector<float> s_buf, t_buf;
-            thread_local std::vector<index_t> idx;
+            thread_local std::vector<float> s_buf, q_buf, acc_buf;
+            thread_local std::vector<index_t> idx, cand;
+            thread_local std::vector<std::uint32_t> key_buf;
+            // Q block scaled once; S = Q K^T for every visible key (the block is small enough for L2).
+            float* qs = sparse_scratch(q_buf, rows * d);
+            for (index_t r = 0; r < rows; ++r) {
+                const float* src = q.data() + (i0 + r) * q.outerStride() + h * d;
+                for (index_t x = 0; x < d; ++x) qs[r * d + x] = src[x] * scale;
+            }
             float* s = sparse_scratch(s_buf, rows * cols);
-            float* tmp = sparse_scratch(t_buf, cols);
             Eigen::Map<matrix<float>> sm(s, rows, cols);
-            ops::matmul_nt<Backend>(q.block(i0, h * d, rows, d), k.block(j0, g * d, cols, d), sm);
-            sm *= scale;
+            ops::matmul_nt<Backend>(Eigen::Map<const matrix<float>>(qs, rows, d), k.block(j0, g * d, cols, d), sm);
             mod.apply(h, i0, j0, rows, cols, s, cols);
             const index_t keep = std::min(sel.k, cols);
-            std::vector<double> acc(static_cast<std::size_t>(d));
+            float* acc = sparse_scratch(acc_buf, d);
+            if (key_buf.size() < static_cast<std::size_t>(cols)) key_buf.resize(static_cast<std::size_t>(cols));
             for (index_t r = 0; r < rows; ++r) {
                 const float* row = s + r * cols;
-                // The k-th largest score; then the keys above it, and ties at it in index order.
-                std::copy(row, row + cols, tmp);
-                std::nth_element(tmp, tmp + (keep - 1), tmp + cols, std::greater<float>());
-                const float tau = tmp[keep - 1];
-                idx.clear();
-                for (index_t c = 0; c < cols; ++c)
-                    if (row[c] > tau) idx.push_back(c);
-                for (index_t c = 0; c < cols && static_cast<index_t>(idx.size()) < keep; ++c)
-                    if (row[c] == tau) idx.push_back(c);
+                topk_indices(row, cols, keep, key_buf.data(), idx, cand);
                 float* o = dst + r * out.outerStride();
                 float m = sparse_neg_inf;
                 for (const index_t c : idx) m = std::max(m, row[c]);
@@ -127,19 +163,20 @@ void topk_attention(const const_matrix_ref<float>& q, const const_matrix_ref<flo
                     std::fill(o, o + d, 0.0f);
                     continue;
                 }
-                std::fill(acc.begin(), acc.end(), 0.0);
+                std::fill(acc, acc + d, 0.0f);
                 double sum = 0.0;
                 for (const index_t c : idx) {
-                    const double w = std::exp(static_cast<double>(row[c]) - m);
-                    if (w == 0.0) continue;
+                    const float w = std::exp(row[c] - m);
+                    if (w == 0.0f) continue;
                     sum += w;
                     const float* vr = v.data() + (j0 + c) * v.outerStride() + g * d;
-                    for (index_t x = 0; x < d; ++x) acc[static_cast<std::size_t>(x)] += w * vr[x];
+                    for (index_t x = 0; x < d; ++x) acc[x] += w * vr[x]; // vectorised by the compiler
                 }
-                for (index_t x = 0; x < d; ++x) o[x] = static_cast<float>(acc[static_cast<std::size_t>(x)] / sum);
+                const auto inv = static_cast<float>(1.0 / sum);
+                for (index_t x = 0; x < d; ++x) o[x] = acc[x] * inv;
             }
         },
-        static_cast<double>(sparse_query_block) * static_cast<double>(len) * static_cast<double>(d) * 2.0);
+        static_cast<double>(block) * static_cast<double>(len) * static_cast<double>(d) * 2.0);
 }
 
 template <class Backend, class Mod>
