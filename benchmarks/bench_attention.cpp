@@ -1,6 +1,8 @@
 // attention/<variant>/<backend>/N:<n>/d:<d>/H:<h>: one forward of dskit::attention on N queries and
 // N keys with H heads of size d, into a caller's buffer. GFLOPS = 4 N^2 d H / time (the two products;
 // half that for causal, whose kernel skips the masked half), so variants compare by time as well.
+// gate_head and gate_elem are plain attention with an output gate fused into the kernel (a [N, H] head
+// gate, a [N, H*d] element gate; attention/gates.hpp): their time against plain is the gate's cost.
 //
 // The default run is short (N = 512). N = 1024, 2048 and 4096 are registered only when the environment
 // variable DSKIT_BENCH_LARGE is set, e.g.
@@ -35,6 +37,42 @@ void attention_forward(benchmark::State& state, Mod mod, bool causal)
     state.counters["GFLOPS"] = dskit::bench::rate(flops * 1e-9);
 }
 
+// Plain attention with an output gate of the given kind ("head" or "elem").
+template <class Backend>
+void gated_forward(benchmark::State& state, bool element)
+{
+    const auto n = state.range(0), d = state.range(1), h = state.range(2);
+    const dskit::matrix<float> q = dskit::bench::random_matrix(n, h * d, 1),
+                               k = dskit::bench::random_matrix(n, h * d, 2),
+                               v = dskit::bench::random_matrix(n, h * d, 3),
+                               g = dskit::bench::random_matrix(n, element ? h * d : h, 4);
+    dskit::matrix<float> out(n, h * d);
+    const auto run = [&](const auto& gate) {
+        for (auto _ : state) {
+            dskit::attention<Backend>(q, k, v, h, h, out, am::none{}, gate);
+            benchmark::DoNotOptimize(out.data());
+            benchmark::ClobberMemory();
+        }
+    };
+    if (element)
+        run(dskit::attention_gates::per_element{g});
+    else
+        run(dskit::attention_gates::per_head{g});
+    const double flops =
+        4.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(d) * static_cast<double>(h);
+    state.counters["GFLOPS"] = dskit::bench::rate(flops * 1e-9);
+}
+
+template <class Backend>
+void add_gated(const std::string& variant, bool element, const std::vector<std::int64_t>& sizes)
+{
+    auto* b = benchmark::RegisterBenchmark(("attention/" + variant + "/" + std::string(Backend::name)).c_str(),
+                                           [element](benchmark::State& s) { gated_forward<Backend>(s, element); });
+    b->ArgNames({"N", "d", "H"})->Unit(benchmark::kMillisecond)->UseRealTime();
+    for (const auto n : sizes)
+        for (const std::int64_t d : {64, 128}) b->Args({n, d, 8});
+}
+
 template <class Backend, class Mod>
 void add(const std::string& variant, Mod mod, bool causal, const std::vector<std::int64_t>& sizes)
 {
@@ -55,6 +93,8 @@ const bool registered = [] {
     add<simd>("decay_abs", am::decay_absolute{0.999f}, false, sizes);
     add<simd>("decay_rel", am::combine{am::causal{}, am::decay_relative{0.999f}}, true, sizes);
     add<simd>("alibi", am::alibi::standard(8), false, sizes);
+    add_gated<simd>("gate_head", false, sizes);
+    add_gated<simd>("gate_elem", true, sizes);
     // The scalar reference at the smallest size only.
     auto* b = benchmark::RegisterBenchmark("attention/plain/scalar", [](benchmark::State& s) {
         attention_forward<dskit::backend::scalar>(s, am::none{}, false);

@@ -40,7 +40,18 @@
 #include "dskit/layers/layers.hpp"
 
 #include "dskit/attention/flash.hpp"
+#include "dskit/attention/decode.hpp"
+#include "dskit/attention/sparse.hpp"
+#include "dskit/attention/attention_map.hpp"
+#include "dskit/attention/multi_head.hpp"
+#include "dskit/attention/cross_modal.hpp"
+#include "dskit/attention/heatmap_svg.hpp"
+#include "dskit/attention/gates.hpp"
+#include "dskit/attention/gau.hpp"
+#include "dskit/attention/dynamic_attention.hpp"
+#include "dskit/attention/dynamic_gate.hpp"
 
 #include "dskit/manifold/tsne.hpp"
+#include "dskit/manifold/tsne_transform.hpp"
 #include "dskit/manifold/quality.hpp"
 #include "dskit/manifold/svg_scatter.hpp"

@@ -16,14 +16,23 @@
 // fused into the kernel. A query whose keys are all masked gets zeros. Any view works (strided
 // row blocks, maps over the caller's memory); out must not overlap the inputs.
 //
+// An output gate from dskit/attention/gates.hpp (per head, per element, per sequence) multiplies each
+// output row in the kernel's final normalisation, with no extra pass over the output:
+//
+//   dskit::attention(q, k, v, heads, heads, out, attention_mods::none{}, attention_gates::per_head{g});
+//
 // Performance (simd backend): K and V are packed once per call, then tasks of (head, 64 queries) run in
 // parallel, each streaming 128-key blocks through register-tiled Q K^T and P V kernels with an online
 // softmax in between; key blocks a mask hides entirely (causal, key_length) are skipped, so causal
-// attention costs about half. Memory beyond the output: one packed copy of K and V.
+// attention costs about half. Memory beyond the output: the packed copy of K and V, at most 32 MiB
+// (long sequences are done a few K/V heads at a time; at least one head), plus per-thread tiles.
+// For a few new tokens against a long cache see attention/decode.hpp; for sparse attention,
+// attention/sparse.hpp.
 //
 // Errors: shape_error (naming "attention", the expected and the actual shape) when heads does not
 // divide q's columns, k or v do not have kv_heads * d columns, k and v differ in length, kv_heads does
-// not divide heads, or out has the wrong shape; value_error when out overlaps an input.
+// not divide heads, out has the wrong shape, or the gate has the wrong shape; value_error when out
+// overlaps an input.
 #pragma once
 
 #include <cmath>
@@ -31,6 +40,7 @@
 #include <optional>
 #include <string>
 
+#include "dskit/attention/gates.hpp"
 #include "dskit/attention/policy.hpp"
 #include "dskit/backend/scalar/attention.hpp"
 #include "dskit/backend/simd/attention.hpp"
@@ -79,18 +89,39 @@ inline void check_attention(const const_matrix_ref<float>& q, const const_matrix
 }
 } // namespace detail
 
+/// out = gate * multi-head attention of q over (k, v) with score modifier `mod`; scale defaults to 1/sqrt(d).
+template <class Backend = default_backend, score_modifier Modifier, output_gate Gate>
+void attention(const_matrix_ref<float> q, const_matrix_ref<float> k, const_matrix_ref<float> v, index_t heads,
+               index_t kv_heads, matrix_ref<float> out, const Modifier& mod, const Gate& gate,
+               std::optional<float> scale = std::nullopt)
+{
+    detail::check_attention(q, k, v, heads, kv_heads, out);
+    mod.validate(heads, q.rows(), k.rows());
+    const index_t d = q.cols() / heads;
+    gate.validate(heads, q.rows(), d);
+    const float s = scale.value_or(1.0f / std::sqrt(static_cast<float>(d)));
+    if (q.rows() == 0) return;
+    detail::kernel<ops::tag::attention, Backend>::run(q, k, v, heads, kv_heads, out, mod, s, gate);
+}
+
 /// out = multi-head attention of q over (k, v) with score modifier `mod`; scale defaults to 1/sqrt(d).
 template <class Backend = default_backend, score_modifier Modifier = attention_mods::none>
 void attention(const_matrix_ref<float> q, const_matrix_ref<float> k, const_matrix_ref<float> v, index_t heads,
                index_t kv_heads, matrix_ref<float> out, const Modifier& mod = {},
                std::optional<float> scale = std::nullopt)
 {
-    detail::check_attention(q, k, v, heads, kv_heads, out);
-    mod.validate(heads, q.rows(), k.rows());
-    const index_t d = q.cols() / heads;
-    const float s = scale.value_or(1.0f / std::sqrt(static_cast<float>(d)));
-    if (q.rows() == 0) return;
-    detail::kernel<ops::tag::attention, Backend>::run(q, k, v, heads, kv_heads, out, mod, s);
+    attention<Backend>(q, k, v, heads, kv_heads, out, mod, attention_gates::none{}, scale);
+}
+
+/// Returns the gated attention output in a new [N, heads * d] matrix.
+template <class Backend = default_backend, score_modifier Modifier, output_gate Gate>
+matrix<float> attention(const_matrix_ref<float> q, const_matrix_ref<float> k, const_matrix_ref<float> v, index_t heads,
+                        index_t kv_heads, const Modifier& mod, const Gate& gate,
+                        std::optional<float> scale = std::nullopt)
+{
+    matrix<float> out(q.rows(), q.cols());
+    attention<Backend>(q, k, v, heads, kv_heads, out, mod, gate, scale);
+    return out;
 }
 
 /// Returns the attention output in a new [N, heads * d] matrix.

@@ -31,6 +31,17 @@ concept layer = requires(L& l, const L& c, const_matrix_ref<float> x, const weig
         } -> std::convertible_to<std::size_t>;
 };
 
+/// Anything with parameters to load: every layer, and modules whose forward() takes several inputs
+/// (cross_modal_attention). load_state_dict accepts any of them.
+template <class M>
+concept loadable = requires(M& m, const M& c, const weight_source& w, std::string_view prefix)
+{
+    m.load(w, prefix);
+    {
+        c.parameter_count()
+        } -> std::convertible_to<std::size_t>;
+};
+
 /// True if L declares itself row-wise (see above).
 template <class L>
 inline constexpr bool is_rowwise_layer = requires

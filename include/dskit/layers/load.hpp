@@ -54,7 +54,7 @@ private:
 /// several models. A missing or mis-shaped tensor always throws (missing_weight_error / shape_error
 /// naming it), strict or not: unlike a PyTorch module, a dskit layer has no trained values to fall
 /// back on. On any error the model may be partly loaded.
-template <layer L>
+template <loadable L>
 std::vector<std::string> load_state_dict(L& model, const weight_source& w, bool strict = true,
                                          std::string_view prefix = "")
 {

@@ -1,5 +1,6 @@
 // Attention on the scalar backend: the readable reference. Per head and query: all scores, their
-// maximum, the weights and the weighted sum of values, accumulated in double.
+// maximum, the weights and the weighted sum of values, accumulated in double; the output gate (see
+// attention/gates.hpp) multiplies the normalised row.
 #pragma once
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <limits>
 #include <vector>
 
+#include "dskit/attention/gates.hpp"
 #include "dskit/attention/policy.hpp"
 #include "dskit/backend/tags.hpp"
 #include "dskit/core/matrix.hpp"
@@ -20,10 +22,10 @@ namespace dskit::detail {
 
 template <>
 struct kernel<ops::tag::attention, backend::scalar> {
-    /// out[:, h d : (h+1) d] = softmax(mod(scale Q_h K_g^T)) V_g with g = h / (heads / kv_heads).
-    template <class Mod>
+    /// out[:, h d : (h+1) d] = gate * softmax(mod(scale Q_h K_g^T)) V_g with g = h / (heads / kv_heads).
+    template <class Mod, class Gate = attention_gates::none>
     static void run(const_matrix_ref<float> q, const_matrix_ref<float> k, const_matrix_ref<float> v, index_t heads,
-                    index_t kv_heads, matrix_ref<float> out, const Mod& mod, float scale)
+                    index_t kv_heads, matrix_ref<float> out, const Mod& mod, float scale, const Gate& gate = {})
     {
         const index_t n = q.rows(), len = k.rows(), d = q.cols() / heads, group = heads / kv_heads;
         parallel_for(
@@ -54,8 +56,17 @@ struct kernel<ops::tag::attention, backend::scalar> {
                                 acc[static_cast<std::size_t>(c)] += w * static_cast<double>(v(j, g * d + c));
                         }
                     }
-                    for (index_t c = 0; c < d; ++c)
-                        out(i, h * d + c) = sum > 0 ? static_cast<float>(acc[static_cast<std::size_t>(c)] / sum) : 0.0f;
+                    if (!(sum > 0)) {
+                        for (index_t c = 0; c < d; ++c) out(i, h * d + c) = 0.0f;
+                        continue;
+                    }
+                    const double row = static_cast<double>(gate.row(h, i));
+                    const float* elem = gate.elements(h, i, d);
+                    for (index_t c = 0; c < d; ++c) {
+                        double o = acc[static_cast<std::size_t>(c)] / sum * row;
+                        if constexpr (Gate::has_element_factors) o *= static_cast<double>(elem[c]);
+                        out(i, h * d + c) = static_cast<float>(o);
+                    }
                 }
             },
             static_cast<double>(n) * static_cast<double>(len) * static_cast<double>(d) * 4.0);

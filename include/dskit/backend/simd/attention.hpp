@@ -5,8 +5,9 @@
 // leaves visible, 128 keys at a time: S = Q_blk K_blk^T (register-tiled FMA kernel, Q pre-scaled), the
 // modifier on S in place, an online softmax per query row (running maximum m and sum l; the partial
 // output is rescaled by e^(m_old - m_new) when the maximum grows), O += P V_blk (register-tiled), and
-// finally O / l. A task's working set (Q, S and O blocks, one K and V block) stays in L1/L2.
-// A query's result depends only on its own task, so it does not depend on the thread count.
+// finally O / l, times the output gate (attention/gates.hpp; the default none adds nothing). A task's
+// working set (Q, S and O blocks, one K and V block) stays in L1/L2. A query's result depends only on
+// its own task, so it does not depend on the thread count.
 #pragma once
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <limits>
 #include <vector>
 
+#include "dskit/attention/gates.hpp"
 #include "dskit/attention/policy.hpp"
 #include "dskit/backend/scalar/attention.hpp"
 #include "dskit/backend/simd/math.hpp"
@@ -39,40 +41,57 @@ struct kernel<ops::tag::attention, backend::simd<Arch>> {
                                              // 6 x 2 vectors = 12 accumulators, 6 broadcasts, 2 loads
     static_assert(block_k % nr == 0);
 
-    template <class Mod>
+    template <class Mod, class Gate = attention_gates::none>
     static void run(const_matrix_ref<float> q, const_matrix_ref<float> k, const_matrix_ref<float> v, index_t heads,
-                    index_t kv_heads, matrix_ref<float> out, const Mod& mod, float scale)
+                    index_t kv_heads, matrix_ref<float> out, const Mod& mod, float scale, const Gate& gate = {})
     {
-        const index_t n = q.rows(), len = k.rows(), d = q.cols() / heads;
-        packed_kv p(len, d, kv_heads);
-        // K and V are packed once per call, for all query blocks, in panels that the register tiles read
-        // contiguously: K^T in panels of nr keys ([d][nr] each), V in panels of nr features ([L][nr] each;
-        // row-major V rows are 256+ bytes apart, and a tile walking them missed L1 on every key).
-        parallel_for(
-            kv_heads, [&](index_t g) { p.pack(k, v, g); }, static_cast<double>(len * d) * 2.0);
+        const index_t n = q.rows(), len = k.rows(), d = q.cols() / heads, group = heads / kv_heads;
+        // K and V are packed for all query blocks, in panels that the register tiles read contiguously:
+        // K^T in panels of nr keys ([d][nr] each), V in panels of nr features ([L][nr] each; row-major V
+        // rows are 256+ bytes apart, and a tile walking them missed L1 on every key). Long sequences are
+        // done a few K/V heads at a time, so the packed copy stays within pack_budget_bytes (16 MiB per
+        // K/V head at L = 32768, d = 64) instead of growing with all heads.
+        const auto head_bytes = static_cast<std::size_t>(packed_kv::floats_per_head(len, d)) * sizeof(float);
+        const index_t per_pass = std::clamp<index_t>(static_cast<index_t>(pack_budget_bytes / head_bytes), 1, kv_heads);
+        packed_kv p(len, d, per_pass);
 
         const index_t q_blocks = (n + block_q - 1) / block_q;
-        const index_t tasks = heads * q_blocks;
-        // Tasks go out longest first (the last query blocks have the most keys under a causal mask),
-        // dynamically, so that uneven tasks still balance.
-        const auto task = [&](index_t t) {
-            const index_t h = t % heads;
-            const index_t qb = q_blocks - 1 - t / heads;
-            run_block(q, p, heads, kv_heads, out, mod, scale, h, qb * block_q, std::min(block_q, n - qb * block_q));
-        };
+        for (index_t g0 = 0; g0 < kv_heads; g0 += per_pass) {
+            const index_t gn = std::min(per_pass, kv_heads - g0);
+            parallel_for(
+                gn, [&](index_t g) { p.pack(k, v, g0 + g, g); }, static_cast<double>(len * d) * 2.0);
+            // Query heads [h0, h0 + hn) read these K/V heads. Tasks go out longest first (the last query
+            // blocks have the most keys under a causal mask), dynamically, so that uneven tasks balance.
+            const index_t h0 = g0 * group, hn = gn * group, tasks = hn * q_blocks;
+            const auto task = [&](index_t t) {
+                const index_t h = h0 + t % hn;
+                const index_t qb = q_blocks - 1 - t / hn;
+                run_block(q, p, g0, heads, kv_heads, out, mod, gate, scale, h, qb * block_q,
+                          std::min(block_q, n - qb * block_q));
+            };
 #if DSKIT_HAS_OPENMP
-        const double work = static_cast<double>(n) * static_cast<double>(len) * static_cast<double>(q.cols());
+            const double work = static_cast<double>(n) * static_cast<double>(len) * static_cast<double>(hn * d);
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && work > 1e5 && !omp_in_parallel())
-        for (index_t t = 0; t < tasks; ++t) task(t);
+            for (index_t t = 0; t < tasks; ++t) task(t);
 #else
-        for (index_t t = 0; t < tasks; ++t) task(t);
+            for (index_t t = 0; t < tasks; ++t) task(t);
 #endif
+        }
     }
+
+    /// Most bytes the packed K and V of one call may take (at least one K/V head is packed regardless).
+    static constexpr std::size_t pack_budget_bytes = std::size_t(32) << 20;
 
 private:
     struct packed_kv {
         index_t len, d, dp, lp;
         std::vector<float> kt, vp;
+
+        static index_t floats_per_head(index_t len_, index_t d_)
+        {
+            const index_t lp_ = (len_ + nr - 1) / nr * nr;
+            return lp_ * d_ + lp_ * ((d_ + nr - 1) / nr * nr);
+        }
 
         packed_kv(index_t len_, index_t d_, index_t kv_heads)
             : len(len_), d(d_), dp((d_ + nr - 1) / nr * nr), lp((len_ + nr - 1) / nr * nr),
@@ -84,9 +103,10 @@ private:
         const float* k_head(index_t g) const { return kt.data() + g * lp * d; }
         const float* v_head(index_t g) const { return vp.data() + g * lp * dp; }
 
-        void pack(const const_matrix_ref<float>& k, const const_matrix_ref<float>& v, index_t g)
+        /// Packs K/V head g of k and v into slot `slot`.
+        void pack(const const_matrix_ref<float>& k, const const_matrix_ref<float>& v, index_t g, index_t slot)
         {
-            float* kh = k_head(g);
+            float* kh = k_head(slot);
             for (index_t j0 = 0; j0 < lp; j0 += nr) {
                 float* panel = kh + j0 * d;
                 for (index_t c = 0; c < nr; ++c) {
@@ -94,7 +114,7 @@ private:
                     for (index_t x = 0; x < d; ++x) panel[x * nr + c] = j < len ? k(j, g * d + x) : 0.0f;
                 }
             }
-            float* vh = v_head(g);
+            float* vh = v_head(slot);
             for (index_t x0 = 0; x0 < dp; x0 += nr)
                 for (index_t j = 0; j < lp; ++j)
                     for (index_t c = 0; c < nr; ++c)
@@ -169,14 +189,15 @@ private:
         (std::make_integer_sequence<index_t, Max>{});
     }
 
-    template <class Mod>
-    static void run_block(const const_matrix_ref<float>& q, const packed_kv& p, index_t heads, index_t kv_heads,
-                          matrix_ref<float>& out, const Mod& mod, float scale, index_t h, index_t i0, index_t rows)
+    template <class Mod, class Gate>
+    static void run_block(const const_matrix_ref<float>& q, const packed_kv& p, index_t g0, index_t heads,
+                          index_t kv_heads, matrix_ref<float>& out, const Mod& mod, const Gate& gate, float scale,
+                          index_t h, index_t i0, index_t rows)
     {
         constexpr float neg_inf = -std::numeric_limits<float>::infinity();
         const index_t d = p.d, dp = p.dp, len = p.len, g = h / (heads / kv_heads);
-        const float* kh = p.k_head(g);
-        const float* vh = p.v_head(g);
+        const float* kh = p.k_head(g - g0); // p holds K/V heads from g0 on
+        const float* vh = p.v_head(g - g0);
 
         // Aligned scratch: rows padded to whole vectors (the tiles use aligned loads and stores).
         thread_local scratch buf;
@@ -260,9 +281,17 @@ private:
         for (index_t r = 0; r < rows; ++r) {
             const float l = buf.l[static_cast<std::size_t>(r)];
             // l == 0: every key masked for this query; its row is zeros.
-            const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+            float inv = l > 0.0f ? 1.0f / l : 0.0f;
+            // The gate rides on the normalisation: a per-row factor folds into inv, a per-element one is one
+            // more multiply in this loop; attention_gates::none adds nothing.
+            if constexpr (Gate::has_row_factor) inv *= gate.row(h, i0 + r);
             float* dst = out.data() + (i0 + r) * out.outerStride() + h * d;
-            for (index_t x = 0; x < d; ++x) dst[x] = o[r * dp + x] * inv;
+            if constexpr (Gate::has_element_factors) {
+                const float* gx = gate.elements(h, i0 + r, d);
+                for (index_t x = 0; x < d; ++x) dst[x] = o[r * dp + x] * inv * gx[x];
+            } else {
+                for (index_t x = 0; x < d; ++x) dst[x] = o[r * dp + x] * inv;
+            }
         }
     }
 
