@@ -1,7 +1,7 @@
 // tsne_embed: t-SNE of the rows of a CSV or .npy file, written as CSV (and optionally an SVG plot).
 //
-//   tsne_embed INPUT OUTPUT.csv [--perplexity P] [--dims 2|3] [--method auto|exact|bh] [--seed S]
-//              [--threads T] [--labels LABELS] [--svg PLOT.svg]
+//   tsne_embed INPUT OUTPUT.csv [--perplexity P] [--dims 2|3] [--method auto|exact|bh|fft] [--seed S]
+//              [--threads T] [--labels LABELS] [--svg PLOT.svg] [--quality 0|1]
 //
 // INPUT: .npy (float32/float64, [N, D]) or text with one point per line, values separated by commas or
 // spaces (a first line that does not parse as numbers is taken as a header). LABELS: one integer per line;
@@ -73,8 +73,8 @@ dskit::matrix<float> read_matrix(const std::string& path)
 
 int usage()
 {
-    std::cerr << "usage: tsne_embed INPUT OUTPUT.csv [--perplexity P] [--dims 2|3] [--method auto|exact|bh]\n"
-                 "                  [--seed S] [--threads T] [--labels LABELS] [--svg PLOT.svg]\n";
+    std::cerr << "usage: tsne_embed INPUT OUTPUT.csv [--perplexity P] [--dims 2|3] [--method auto|exact|bh|fft]\n"
+                 "                  [--seed S] [--threads T] [--labels LABELS] [--svg PLOT.svg] [--quality 0|1]\n";
     return 2;
 }
 
@@ -85,6 +85,7 @@ int main(int argc, char** argv)
     if (argc < 3) return usage();
     const std::string input = argv[1], output = argv[2];
     std::string labels_path, svg_path;
+    bool quality = true;
     dskit::tsne_options opt;
     try {
         for (int a = 3; a < argc; ++a) {
@@ -103,6 +104,8 @@ int main(int argc, char** argv)
                 labels_path = value;
             else if (flag == "--svg")
                 svg_path = value;
+            else if (flag == "--quality") // 0: skip trustworthiness and k-NN accuracy (benchmark scripts)
+                quality = value != "0";
             else if (flag == "--method") {
                 if (value == "auto")
                     opt.method = dskit::tsne_method::automatic;
@@ -110,6 +113,8 @@ int main(int argc, char** argv)
                     opt.method = dskit::tsne_method::exact;
                 else if (value == "bh")
                     opt.method = dskit::tsne_method::barnes_hut;
+                else if (value == "fft")
+                    opt.method = dskit::tsne_method::fft;
                 else
                     return usage();
             } else {
@@ -132,10 +137,13 @@ int main(int argc, char** argv)
         };
         const dskit::tsne_result r = dskit::tsne(x, opt);
         std::printf("done: %d iterations, KL %.4f, %.3f s (%s)\n", r.iterations, r.kl, r.elapsed_seconds,
-                    r.method == dskit::tsne_method::exact ? "exact" : "Barnes-Hut");
-        if (x.rows() > 20 && x.rows() <= 50000)
+                    r.method == dskit::tsne_method::exact ? "exact"
+                    : r.method == dskit::tsne_method::fft ? "FFT interpolation"
+                                                          : "Barnes-Hut");
+        if (quality && x.rows() > 20 && x.rows() <= 50000)
             std::printf("trustworthiness@10 %.4f\n", dskit::trustworthiness(x, r.embedding, 10));
-        if (!labels.empty()) std::printf("10-NN accuracy %.4f\n", dskit::knn_accuracy(r.embedding, labels, 10));
+        if (quality && !labels.empty())
+            std::printf("10-NN accuracy %.4f\n", dskit::knn_accuracy(r.embedding, labels, 10));
 
         std::ofstream out(output);
         if (!out) throw dskit::io_error("tsne_embed: cannot write " + output);

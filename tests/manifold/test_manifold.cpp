@@ -106,7 +106,7 @@ TEST_CASE("manifold: exact gradient and KL match scikit-learn")
         p.indptr.push_back(p.nnz());
     }
     matrix<double> grad(p.n, 2);
-    const tsne_gradient_stats st = tsne_gradient_exact(p, y, grad);
+    const tsne_gradient_stats st = tsne_gradient_exact<backend::scalar>(p, y, grad);
     CHECK(test::max_rel_error(grad, grad_ref, 1e-3 * grad_ref.cwiseAbs().maxCoeff()) < 1e-5);
     CHECK(st.kl == doctest::Approx(kl_ref).epsilon(1e-5));
     CHECK(kl_divergence(p, y) == doctest::Approx(kl_ref).epsilon(1e-5));
@@ -125,15 +125,15 @@ TEST_CASE("manifold: Barnes-Hut gradient agrees with the exact one (1-, 2-, 3-D)
         opt.method = tsne_method::exact;
         opt.early_exaggeration_iter = 100;
         opt.n_iter = 100;
-        const matrix<double> y = tsne(x, opt).embedding.cast<double>();
+        const matrix<double> y = tsne<backend::scalar>(x, opt).embedding.cast<double>();
         matrix<double> ge(200, dims), gb(200, dims), g0(200, dims);
         // theta = 0 opens every cell: the exact gradient up to summation order.
-        const auto se = tsne_gradient_exact(p, y, ge);
+        const auto se = tsne_gradient_exact<backend::scalar>(p, y, ge);
         const auto s0 = tsne_gradient_bh(p, y, g0, 0.0);
         CHECK((g0 - ge).norm() / ge.norm() < 1e-10);
         CHECK(s0.kl == doctest::Approx(se.kl).epsilon(1e-12));
         // theta = 0.5 with early exaggeration (attraction and repulsion far from balance): within 1e-2.
-        tsne_gradient_exact(p, y, ge, 12.0);
+        tsne_gradient_exact<backend::scalar>(p, y, ge, 12.0);
         tsne_gradient_bh(p, y, gb, 0.5, 12.0);
         CHECK((gb - ge).norm() / ge.norm() < 1e-2);
         // Without exaggeration this layout is near equilibrium: the gradient is a small difference of large
@@ -141,7 +141,7 @@ TEST_CASE("manifold: Barnes-Hut gradient agrees with the exact one (1-, 2-, 3-D)
         sparse_affinities none;
         none.n = p.n;
         none.indptr.assign(static_cast<std::size_t>(p.n) + 1, 0);
-        tsne_gradient_exact(none, y, ge);
+        tsne_gradient_exact<backend::scalar>(none, y, ge);
         const auto sb = tsne_gradient_bh(none, y, gb, 0.5);
         CHECK((gb - ge).norm() / ge.norm() < 2e-2);
         CHECK(sb.z == doctest::Approx(se.z).epsilon(1e-2));
@@ -149,7 +149,7 @@ TEST_CASE("manifold: Barnes-Hut gradient agrees with the exact one (1-, 2-, 3-D)
         CHECK((gb - ge).norm() / ge.norm() < 2e-3);
         CHECK(tsne_gradient_bh(p, y, gb, 0.5).kl == doctest::Approx(se.kl).epsilon(1e-2));
         // Heavy tails (dof < 1) go through the same two paths.
-        const auto he = tsne_gradient_exact(none, y, ge, 1.0, 0.6);
+        const auto he = tsne_gradient_exact<backend::scalar>(none, y, ge, 1.0, 0.6);
         tsne_gradient_bh(none, y, gb, 0.5, 1.0, 0.6);
         CHECK((gb - ge).norm() / ge.norm() < 3e-2);
         CHECK(std::isfinite(he.kl));

@@ -24,11 +24,11 @@
 
 namespace dskit {
 
-/// KL(P || Q) for embedding y ([N, 1..3]), Q with the exact normalisation.
+/// KL(P || Q) for embedding y ([N, 1..3]), Q with the exact normalisation (double-precision reference).
 inline double kl_divergence(const sparse_affinities& p, const_matrix_ref<double> y, double dof = 1.0)
 {
     matrix<double> grad(y.rows(), y.cols());
-    return tsne_gradient_exact(p, y, grad, 1.0, dof, true).kl;
+    return tsne_gradient_exact<backend::scalar>(p, y, grad, 1.0, dof, true).kl;
 }
 
 /// Trustworthiness of embedding y of x at k neighbours (sklearn's definition; Euclidean in both spaces).

@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "dskit/core/error.hpp"
@@ -32,12 +33,16 @@
 #include "dskit/core/parallel.hpp"
 #include "dskit/manifold/affinity.hpp"
 #include "dskit/manifold/pca.hpp"
+#include "dskit/manifold/tsne_fft.hpp"
 #include "dskit/manifold/tsne_gradient.hpp"
 
 namespace dskit {
 
-/// How the gradient is computed. `automatic` uses exact below 1000 points, Barnes-Hut above.
-enum class tsne_method { automatic, exact, barnes_hut };
+/// How the gradient is computed. `automatic` uses exact below 10000 points on the simd backend (below 1000 on
+/// the scalar one; detail::resolve_method), FFT interpolation (tsne_fft.hpp)
+/// from 10000 points in 1-D and 2-D (openTSNE's switch; below it Barnes-Hut was faster here), Barnes-Hut
+/// otherwise. `fft` handles 1-D and 2-D only.
+enum class tsne_method { automatic, exact, barnes_hut, fft };
 
 /// How the embedding starts. `pca` needs raw data; with precomputed affinities it falls back to `random`.
 enum class tsne_init { pca, random };
@@ -53,7 +58,8 @@ struct tsne_options {
     int dims = 2;             ///< output dimension, 1 to 3
     double perplexity = 30.0; ///< effective number of neighbours (10-50 is typical); at most N - 1
     tsne_method method = tsne_method::automatic;
-    double theta = 0.5; ///< Barnes-Hut opening angle
+    double theta = 0.5;   ///< Barnes-Hut opening angle
+    tsne_fft_options fft; ///< FFT interpolation grid (method fft; openTSNE's defaults)
     tsne_init init = tsne_init::pca;
     std::uint64_t seed = 0;     ///< random initialisation only (PCA init is deterministic)
     double learning_rate = 0.0; ///< 0: max(N / 12, 200) in openTSNE units (see the header comment)
@@ -74,7 +80,7 @@ struct tsne_options {
 
 struct tsne_result {
     matrix<float> embedding; ///< [N, dims]
-    double kl = 0.0;         ///< final KL(P || Q) (exact for method exact, Barnes-Hut estimate otherwise)
+    double kl = 0.0;         ///< final KL(P || Q) (exact for method exact, with Z estimated otherwise)
     int iterations = 0;      ///< gradient steps taken
     double elapsed_seconds = 0.0;
     tsne_method method = tsne_method::automatic; ///< the method actually used
@@ -110,24 +116,49 @@ inline void validate_tsne_options(const tsne_options& o)
     if (!(o.learning_rate >= 0.0))
         throw value_error(describe(op, "learning_rate >= 0", std::to_string(o.learning_rate)));
     if (o.callback_every < 1) throw value_error(describe(op, "callback_every >= 1", std::to_string(o.callback_every)));
+    if (o.method == tsne_method::fft && o.dims > 2)
+        throw value_error(
+            describe(op, "dims <= 2 for method fft (barnes_hut or exact for 3-D)", std::to_string(o.dims)));
 }
 
-inline tsne_method resolve_method(tsne_method m, index_t n)
+/// Below this many points `automatic` uses the simd backend's exact gradient (see resolve_method).
+inline constexpr index_t exact_simd_below = 10000;
+
+/// exact_below: where the exact gradient stops being the fastest (1000 for the double scalar one; 10000
+/// for the simd one, which beats Barnes-Hut up to ~16000 points and FFT below ~9000, 2-D, 2 threads here).
+inline tsne_method resolve_method(tsne_method m, index_t n, index_t dims = 2, index_t exact_below = 1000)
 {
     if (m != tsne_method::automatic) return m;
-    return n < 1000 ? tsne_method::exact : tsne_method::barnes_hut;
+    if (n < exact_below) return tsne_method::exact;
+    return dims <= 2 && n >= 10000 ? tsne_method::fft : tsne_method::barnes_hut;
 }
 
-/// The optimisation loop on a given P and initial embedding y (modified in place).
-inline tsne_result optimise_tsne(const sparse_affinities& p, matrix<double>& y, const tsne_options& o,
-                                 std::chrono::steady_clock::time_point t0)
+/// The optimisation loop on a given P and initial embedding y (modified in place). Backend: the exact
+/// gradient's backend (scalar: double reference; simd: float vectors).
+template <class Backend = default_backend>
+tsne_result optimise_tsne(const sparse_affinities& p, matrix<double>& y, const tsne_options& o,
+                          std::chrono::steady_clock::time_point t0)
 {
     const index_t n = p.n, d = y.cols();
-    const tsne_method method = resolve_method(o.method, n);
+    const tsne_method method =
+        resolve_method(o.method, n, y.cols(), backend::is_simd<Backend>::value ? exact_simd_below : 1000);
     const double lr = o.learning_rate > 0.0 ? o.learning_rate : std::max(static_cast<double>(n) / 12.0, 200.0);
     matrix<double> grad(n, d), update = matrix<double>::Zero(n, d), gains = matrix<double>::Ones(n, d);
     const int total = o.early_exaggeration_iter + o.n_iter;
     const auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+
+    // The exact gradient's per-run preparation of P (the simd backend's float copy), made once.
+    std::optional<exact_gradient_plan<Backend>> plan;
+    if (method == tsne_method::exact) plan.emplace(p);
+    const auto exact = [&](double exaggeration, bool want_kl) {
+        return exact_gradient_planned<Backend>(p, &*plan, y, grad, exaggeration, o.dof, want_kl);
+    };
+    // The approximate gradients; the FFT method keeps its grids for the whole run.
+    tsne_fft_workspace fft_ws;
+    const auto approx = [&](double exaggeration, bool want_kl) {
+        return method == tsne_method::fft ? tsne_gradient_fft(p, y, grad, exaggeration, o.dof, want_kl, o.fft, fft_ws)
+                                          : tsne_gradient_bh(p, y, grad, o.theta, exaggeration, o.dof, want_kl);
+    };
 
     tsne_result r;
     r.method = method;
@@ -139,9 +170,8 @@ inline tsne_result optimise_tsne(const sparse_affinities& p, matrix<double>& y, 
         const double momentum = early ? o.early_momentum : o.momentum;
         const bool report = (it + 1) % o.callback_every == 0 || it + 1 == total;
         const bool want_kl = report;
-        const tsne_gradient_stats st = method == tsne_method::exact
-                                           ? tsne_gradient_exact(p, y, grad, exaggeration, o.dof, want_kl)
-                                           : tsne_gradient_bh(p, y, grad, o.theta, exaggeration, o.dof, want_kl);
+        const tsne_gradient_stats st =
+            method == tsne_method::exact ? exact(exaggeration, want_kl) : approx(exaggeration, want_kl);
         if (want_kl) kl = st.kl;
 
         // O(N d): cheaper serially than the cost of waking a thread team.
@@ -171,8 +201,7 @@ inline tsne_result optimise_tsne(const sparse_affinities& p, matrix<double>& y, 
     }
     if (r.iterations == 0 || (r.iterations % o.callback_every != 0 && r.iterations != total)) {
         // Stopped between reports or ran no iteration: measure KL of the embedding returned.
-        kl = method == tsne_method::exact ? tsne_gradient_exact(p, y, grad, 1.0, o.dof, true).kl
-                                          : tsne_gradient_bh(p, y, grad, o.theta, 1.0, o.dof, true).kl;
+        kl = method == tsne_method::exact ? exact(1.0, true).kl : approx(1.0, true).kl;
     }
     r.kl = kl;
     r.embedding = y.cast<float>();
@@ -192,7 +221,8 @@ inline matrix<double> random_init(index_t n, index_t d, std::uint64_t seed)
 
 /// t-SNE on precomputed affinities (from tsne_affinities, perplexity_affinities or your own symmetric,
 /// sum-1 CSR matrix). Initialisation is random (seeded) here: PCA needs the raw data.
-inline tsne_result tsne(const sparse_affinities& p, const tsne_options& options)
+template <class Backend = default_backend>
+tsne_result tsne(const sparse_affinities& p, const tsne_options& options)
 {
     const auto t0 = std::chrono::steady_clock::now();
     detail::validate_tsne_options(options);
@@ -204,12 +234,13 @@ inline tsne_result tsne(const sparse_affinities& p, const tsne_options& options)
             throw value_error(detail::describe("tsne", "column indices in [0, N) and finite values >= 0",
                                                "entry " + std::to_string(e) + " out of range"));
     matrix<double> y = detail::random_init(p.n, options.dims, options.seed);
-    return detail::optimise_tsne(p, y, options, t0);
+    return detail::optimise_tsne<Backend>(p, y, options, t0);
 }
 
 /// t-SNE of the rows of x ([N, D], finite). Throws value_error for N < 2, NaN/Inf input, a perplexity
-/// larger than N - 1, or invalid options; each message names the limit.
-inline tsne_result tsne(const_matrix_ref<float> x, const tsne_options& options = {})
+/// larger than N - 1, or invalid options; each message names the limit. Backend: see optimise_tsne.
+template <class Backend = default_backend>
+tsne_result tsne(const_matrix_ref<float> x, const tsne_options& options = {})
 {
     const auto t0 = std::chrono::steady_clock::now();
     detail::validate_tsne_options(options);
@@ -236,7 +267,7 @@ inline tsne_result tsne(const_matrix_ref<float> x, const tsne_options& options =
     } else {
         y = detail::random_init(n, options.dims, options.seed);
     }
-    return detail::optimise_tsne(p, y, options, t0);
+    return detail::optimise_tsne<Backend>(p, y, options, t0);
 }
 
 } // namespace dskit
