@@ -13,6 +13,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "dskit/config.hpp"
 #include "dskit/core/matrix.hpp"
 #include "dskit/core/parallel.hpp"
 
@@ -110,13 +111,25 @@ void write_row(float* y, index_t n, bool stream, G&& g)
     constexpr index_t L = lanes_v<Arch>;
     index_t j = 0;
     if (stream && stream_alignment<Arch>() != 0) {
-        constexpr auto align = static_cast<std::uintptr_t>(stream_alignment<Arch>());
+        // Whole 64-byte lines: every vector of a line is computed first, then the line's non-temporal
+        // stores go out back to back. Spread over a slow computation (SiLU), half-written lines leave the
+        // write-combining buffers early and cost a read-modify-write each (measured 40% slower than cached
+        // stores); a line at a time they combine.
+        constexpr index_t per_line = std::max<index_t>(1, 64 / static_cast<index_t>(sizeof(float)) / L);
+        constexpr auto line = static_cast<std::uintptr_t>(64);
         const auto addr = reinterpret_cast<std::uintptr_t>(y);
-        const index_t head = std::min(n, static_cast<index_t>(((align - addr % align) % align) / sizeof(float)));
         if (addr % sizeof(float) == 0) {
-            if (head > 0) store_n<Arch>(y, g(index_t(0), head), head);
-            j = head;
-            for (; j + L <= n; j += L) store_stream<Arch>(y + j, g(j, L));
+            const index_t head = std::min(n, static_cast<index_t>(((line - addr % line) % line) / sizeof(float)));
+            for (; j + L <= head; j += L) g(j, L).store_unaligned(y + j);
+            if (j < head) {
+                store_n<Arch>(y + j, g(j, head - j), head - j);
+                j = head;
+            }
+            for (; j + per_line * L <= n; j += per_line * L) {
+                xsimd::batch<float, Arch> v[per_line];
+                for (index_t b = 0; b < per_line; ++b) v[b] = g(j + b * L, L);
+                for (index_t b = 0; b < per_line; ++b) store_stream<Arch>(y + j + b * L, v[b]);
+            }
             stream_fence<Arch>();
         }
     }
@@ -126,9 +139,17 @@ void write_row(float* y, index_t n, bool stream, G&& g)
 
 /// out = f(in) element by element, rows in parallel; f maps a batch to a batch.
 /// `work_per_element` (rough cycles) decides whether threads are worth starting.
+///
+/// Streamed (large) outputs: a cheap f (exp, work <= 4) streams each line as it is computed. A slow f
+/// (SiLU, GELU) interleaved with non-temporal stores stalled on the write-combining buffers (SiLU 40%
+/// slower than with cached stores), so its results go through an L1-sized chunk with ordinary stores
+/// first and a tight loop streams the chunk out (measured on Zen 3: exp 11 ms direct vs 14 ms chunked,
+/// SiLU 28 ms direct vs 18 ms chunked, for 4096 x 4096 on one core).
 template <class Arch, class F>
 void map_rows(const const_matrix_ref<float>& in, matrix_ref<float>& out, F f, double work_per_element)
 {
+    constexpr index_t L = lanes_v<Arch>;
+    constexpr index_t chunk = 1024; // floats: 4 KiB, in L1 with its input
     const bool stream = use_stream<Arch>(out, in.data());
     const index_t cols = in.cols();
     parallel_for(
@@ -136,7 +157,19 @@ void map_rows(const const_matrix_ref<float>& in, matrix_ref<float>& out, F f, do
         [&](index_t i) {
             const float* x = in.data() + i * in.outerStride();
             float* y = out.data() + i * out.outerStride();
-            write_row<Arch>(y, cols, stream, [&](index_t j, index_t c) { return f(load_n<Arch>(x + j, c)); });
+            if (!stream || work_per_element <= 4.0) {
+                write_row<Arch>(y, cols, stream, [&](index_t j, index_t c) { return f(load_n<Arch>(x + j, c)); });
+                return;
+            }
+            alignas(64) float buf[chunk];
+            for (index_t j0 = 0; j0 < cols; j0 += chunk) {
+                const index_t n = std::min(chunk, cols - j0);
+                index_t j = 0;
+                for (; j + L <= n; j += L)
+                    f(xsimd::batch<float, Arch>::load_unaligned(x + j0 + j)).store_aligned(buf + j);
+                if (j < n) store_n<Arch>(buf + j, f(load_n<Arch>(x + j0 + j, n - j)), n - j);
+                write_row<Arch>(y + j0, n, true, [&](index_t k, index_t c) { return load_n<Arch>(buf + k, c); });
+            }
         },
         static_cast<double>(cols) * work_per_element);
 }
