@@ -1,13 +1,13 @@
 // t-SNE benchmarks.
 //
-// tsne/gradient/<method>/N:<n>: one gradient evaluation (exact, bh = Barnes-Hut at theta 0.5, fft = FFT
+// tsne/gradient_<method>/simd/N:<n>: one gradient evaluation (exact, bh = Barnes-Hut at theta 0.5, fft = FFT
 // interpolation with openTSNE's grid) on a fixed 2-D layout like one in mid-optimisation: 12 Gaussian clusters
 // (sd 3) with centres spread over a disc of radius 40, so the map spans about 90 units, whatever N. P is
 // perplexity-calibrated over 30 neighbours (perplexity 10) taken along each cluster: realistic sparsity and
 // locality for the attractive term, which all three methods share; setting it up stays cheap at N = 100000.
 // The exact method runs up to N = 5000 only. Mpoints/s = N / time.
 //
-// tsne/full/<method>/N:1797: a whole dskit::tsne run (250 + 500 iterations, defaults otherwise) on
+// tsne/<method>/simd/N:1797: a whole dskit::tsne run (250 + 500 iterations, defaults otherwise) on
 // digits-sized data: 1797 points in 64 dimensions around 10 centres. One iteration each.
 #include "bench_util.hpp"
 
@@ -100,6 +100,8 @@ void gradient(benchmark::State& state, const std::string& method)
     for (auto _ : state) {
         if (method == "exact")
             dskit::tsne_gradient_exact(g.p, g.y, grad, 1.0, 1.0, false);
+        else if (method == "exact_scalar")
+            dskit::tsne_gradient_exact<dskit::backend::scalar>(g.p, g.y, grad, 1.0, 1.0, false);
         else if (method == "bh")
             dskit::tsne_gradient_bh(g.p, g.y, grad, 0.5, 1.0, 1.0, false);
         else
@@ -110,6 +112,7 @@ void gradient(benchmark::State& state, const std::string& method)
     state.counters["Mpoints/s"] = dskit::bench::rate(static_cast<double>(n) * 1e-6);
 }
 
+template <class Backend>
 void full_run(benchmark::State& state, dskit::tsne_method method)
 {
     const auto n = static_cast<dskit::index_t>(state.range(0));
@@ -123,7 +126,7 @@ void full_run(benchmark::State& state, dskit::tsne_method method)
     opt.method = method;
     double kl = 0.0;
     for (auto _ : state) {
-        const dskit::tsne_result r = dskit::tsne(x, opt);
+        const dskit::tsne_result r = dskit::tsne<Backend>(x, opt);
         kl = r.kl;
         benchmark::DoNotOptimize(r.embedding.data());
     }
@@ -132,18 +135,25 @@ void full_run(benchmark::State& state, dskit::tsne_method method)
 
 const bool registered = [] {
     for (const std::string method : {"exact", "bh", "fft"}) {
-        auto* b = benchmark::RegisterBenchmark(("tsne/gradient/" + method).c_str(),
+        auto* b = benchmark::RegisterBenchmark(("tsne/gradient_" + method + "/simd").c_str(),
                                                [method](benchmark::State& s) { gradient(s, method); });
         b->ArgNames({"N"})->Unit(benchmark::kMillisecond)->UseRealTime();
         for (const std::int64_t n : {1000, 10000, 100000})
             if (method != "exact" || n <= 5000) b->Arg(n);
     }
+    // The scalar reference of the exact gradient, for the simd speed-up.
+    benchmark::RegisterBenchmark("tsne/gradient_exact/scalar", [](benchmark::State& s) { gradient(s, "exact_scalar"); })
+        ->ArgNames({"N"})
+        ->Arg(1000)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
     const std::pair<const char*, dskit::tsne_method> methods[] = {
         {"exact", dskit::tsne_method::exact}, {"bh", dskit::tsne_method::barnes_hut}, {"fft", dskit::tsne_method::fft}};
     for (const auto& entry : methods) {
         const dskit::tsne_method method = entry.second;
-        auto* b = benchmark::RegisterBenchmark((std::string("tsne/full/") + entry.first).c_str(),
-                                               [method](benchmark::State& s) { full_run(s, method); });
+        auto* b = benchmark::RegisterBenchmark(
+            (std::string("tsne/") + entry.first + "/simd").c_str(),
+            [method](benchmark::State& s) { full_run<dskit::backend::simd<>>(s, method); });
         b->ArgNames({"N"})->Arg(1797)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
     }
     return true;
