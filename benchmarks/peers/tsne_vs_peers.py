@@ -5,7 +5,10 @@
     python3 benchmarks/peers/tsne_vs_peers.py --mixture 20000 --dskit-bin ...   # needs make_gaussian_mixture.py
 
 Every tool runs in its own subprocess (peak RSS measured by /usr/bin/time) with OMP/MKL/OpenBLAS/
-Numba threads set to --threads (and OMP_WAIT_POLICY=PASSIVE unless --wait-policy says otherwise), perplexity 30, PCA initialisation and 750 iterations (250 with early
+Numba threads set to --threads (OMP_WAIT_POLICY left at the runtime's default unless --wait-policy sets it:
+passive helps on a machine crowded by other jobs, where spinning threads lose their core, and costs dskit
+about 2x on a quiet one: 750 short parallel gradient steps each wake sleeping threads), perplexity 30, PCA
+initialisation and 750 iterations (250 with early
 exaggeration 12, then 500):
 
   sklearn   sklearn.manifold.TSNE(method="barnes_hut", angle 0.5, max_iter=750; scikit-learn >= 1.5 calls
@@ -191,7 +194,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tools", default="sklearn,opentsne,dskit")
-    ap.add_argument("--wait-policy", default="passive", choices=["passive", "active", "default"],
+    ap.add_argument("--wait-policy", default="default", choices=["passive", "active", "default"],
                     help="OMP_WAIT_POLICY for every tool (passive: idle OpenMP threads sleep instead of spinning, "
                          "which matters on a machine shared with other work)")
     ap.add_argument("--worker", nargs=3, metavar=("TOOL", "DATA", "OUT"), help=argparse.SUPPRESS)
