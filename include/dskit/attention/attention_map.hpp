@@ -41,18 +41,7 @@ namespace detail {
 inline void check_attention_weights(const const_matrix_ref<float>& q, const const_matrix_ref<float>& k, index_t heads,
                                     index_t kv_heads)
 {
-    constexpr std::string_view op = "attention_weights";
-    const auto str = [](index_t x) { return std::to_string(x); };
-    if (heads < 1 || kv_heads < 1)
-        throw_shape(op, "heads >= 1 and kv_heads >= 1", "heads = " + str(heads) + ", kv_heads = " + str(kv_heads));
-    if (heads % kv_heads != 0)
-        throw_shape(op, "kv_heads dividing heads = " + str(heads), "kv_heads = " + str(kv_heads));
-    if (q.cols() % heads != 0 || q.cols() == 0)
-        throw_shape(op, "q with a positive multiple of heads = " + str(heads) + " columns", shape_of(q));
-    const index_t d = q.cols() / heads;
-    if (k.cols() != kv_heads * d)
-        throw_shape(op, "k with kv_heads * d = " + str(kv_heads * d) + " columns (q is " + shape_of(q) + ")",
-                    shape_of(k));
+    check_attention_heads("attention_weights", q, k, heads, kv_heads);
 }
 } // namespace detail
 

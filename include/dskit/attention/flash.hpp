@@ -65,11 +65,10 @@ concept score_modifier = requires(const M& m, index_t i, float s, float* p)
 };
 
 namespace detail {
-inline void check_attention(const const_matrix_ref<float>& q, const const_matrix_ref<float>& k,
-                            const const_matrix_ref<float>& v, index_t heads, index_t kv_heads,
-                            const matrix_ref<float>& out)
+/// The head counts and q/k widths, for `op` (attention, attention_weights, ...).
+inline void check_attention_heads(std::string_view op, const const_matrix_ref<float>& q,
+                                  const const_matrix_ref<float>& k, index_t heads, index_t kv_heads)
 {
-    constexpr std::string_view op = "attention";
     const auto str = [](index_t x) { return std::to_string(x); };
     if (heads < 1 || kv_heads < 1)
         throw_shape(op, "heads >= 1 and kv_heads >= 1", "heads = " + str(heads) + ", kv_heads = " + str(kv_heads));
@@ -81,6 +80,14 @@ inline void check_attention(const const_matrix_ref<float>& q, const const_matrix
     if (k.cols() != kv_heads * d)
         throw_shape(op, "k with kv_heads * d = " + str(kv_heads * d) + " columns (q is " + shape_of(q) + ")",
                     shape_of(k));
+}
+
+inline void check_attention(const const_matrix_ref<float>& q, const const_matrix_ref<float>& k,
+                            const const_matrix_ref<float>& v, index_t heads, index_t kv_heads,
+                            const matrix_ref<float>& out)
+{
+    constexpr std::string_view op = "attention";
+    check_attention_heads(op, q, k, heads, kv_heads);
     if (v.rows() != k.rows() || v.cols() != k.cols()) throw_shape(op, "v of k's shape " + shape_of(k), shape_of(v));
     if (out.rows() != q.rows() || out.cols() != q.cols())
         throw_shape(op, "out of q's shape " + shape_of(q), shape_of(out));

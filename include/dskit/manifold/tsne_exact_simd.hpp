@@ -24,6 +24,7 @@
 #include "dskit/core/matrix.hpp"
 #include "dskit/core/parallel.hpp"
 #include "dskit/manifold/affinity.hpp"
+#include "dskit/manifold/tsne_gradient_sum.hpp"
 
 namespace dskit::detail::simd {
 
@@ -406,18 +407,7 @@ void exact_gradient(const sparse_affinities& p, const tsne_csr32<Arch>* p32, con
         zrow[static_cast<std::size_t>(i)] = z;
         rep[static_cast<std::size_t>(i)] = r;
     }
-    double z = 0.0, total_plogw = 0.0;
-    for (std::size_t i = 0; i < zrow.size(); ++i) { // fixed order: bit-identical across thread counts
-        z += zrow[i];
-        total_plogw += plogw[i];
-    }
-    const double inv_z = z > 0.0 ? 1.0 / z : 0.0;
-    for (index_t i = 0; i < n; ++i)
-        for (int d = 0; d < Dim; ++d) {
-            const auto ui = static_cast<std::size_t>(i);
-            const auto ud = static_cast<std::size_t>(d);
-            grad(i, d) = 4.0 * (exaggeration * attr[ui][ud] - rep[ui][ud] * inv_z);
-        }
+    const auto [z, total_plogw] = sum_tsne_gradient<Dim>(attr, rep, zrow, plogw, exaggeration, grad);
     z_out = z;
     if (want_kl) kl_out = p32->plogp - total_plogw + std::log(z);
 }

@@ -27,6 +27,7 @@
 #include "dskit/core/matrix.hpp"
 #include "dskit/core/parallel.hpp"
 #include "dskit/manifold/affinity.hpp"
+#include "dskit/manifold/tsne_gradient_sum.hpp"
 #include "dskit/manifold/tsne_exact_simd.hpp"
 
 namespace dskit {
@@ -116,17 +117,7 @@ tsne_gradient_stats gradient_pass(const sparse_affinities& p, const std::vector<
             rep[ui] = r;
         },
         work_per_point + 20.0 * static_cast<double>(p.nnz()) / static_cast<double>(std::max<index_t>(n, 1)));
-    double z = 0.0, total_plogw = 0.0;
-    for (std::size_t i = 0; i < zrow.size(); ++i) { // fixed order: bit-identical across thread counts
-        z += zrow[i];
-        total_plogw += plogw[i];
-    }
-    const double inv_z = z > 0.0 ? 1.0 / z : 0.0;
-    for (index_t i = 0; i < n; ++i)
-        for (int c = 0; c < Dim; ++c) {
-            const auto ui = static_cast<std::size_t>(i);
-            grad(i, c) = 4.0 * (exaggeration * attr[ui][c] - rep[ui][c] * inv_z);
-        }
+    const auto [z, total_plogw] = sum_tsne_gradient<Dim>(attr, rep, zrow, plogw, exaggeration, grad);
     tsne_gradient_stats st;
     st.z = z;
     if (want_kl) st.kl = sum_p_log_p(p) - total_plogw + std::log(z);

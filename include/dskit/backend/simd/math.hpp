@@ -6,28 +6,26 @@
 
 #include <cstdint>
 #include <limits>
+#include <utility>
 
 #include <xsimd/xsimd.hpp>
 
 namespace dskit::detail::simd {
 
-/// e^x for every lane, any input: the general path of exp() below.
+/// The core of exp for |x| <= 89: x = n ln2 + r, e^r by a polynomial. Returns k, which holds n in its
+/// low mantissa bits (n = bits(k) - bits(magic)), and p = e^r in [0.7, 1.42].
 template <class Arch>
-xsimd::batch<float, Arch> exp_any(const xsimd::batch<float, Arch>& x) noexcept
+inline std::pair<xsimd::batch<float, Arch>, xsimd::batch<float, Arch>>
+exp_reduced(const xsimd::batch<float, Arch>& x) noexcept
 {
     using F = xsimd::batch<float, Arch>;
-    using I = xsimd::batch<std::int32_t, Arch>;
-    // Outside [-104, 89] the result is 0 or inf anyway; clamping keeps the exponent arithmetic in
-    // range. The constant is the first operand on purpose: x86 min/max return the second operand
-    // when one is NaN (and NEON returns NaN), so NaN flows through to the result without a blend.
-    const F xc = xsimd::min(F(89.0f), xsimd::max(F(-104.0f), x));
     // x = n ln2 + r with |r| <= ln2/2. Adding 1.5 * 2^23 rounds x log2(e) to the nearest integer n and
     // leaves n in the low mantissa bits, which saves a round and a float-to-int conversion.
     const F magic(12582912.0f);
-    const F k = xsimd::fma(xc, F(1.44269504088896341f), magic);
+    const F k = xsimd::fma(x, F(1.44269504088896341f), magic);
     const F n = k - magic;
     // Cody-Waite: ln2 split in a part with few mantissa bits (n * hi is exact) and the remainder.
-    F r = xsimd::fnma(n, F(0.693359375f), xc);
+    F r = xsimd::fnma(n, F(0.693359375f), x);
     r = xsimd::fnma(n, F(-2.12194440e-4f), r);
     // e^r = 1 + r + r^2 P(r) on [-ln2/2, ln2/2], P of degree 4 fitted for relative error (3.4e-9, far
     // below float rounding; the float evaluation stays within 8e-8).
@@ -41,10 +39,30 @@ xsimd::batch<float, Arch> exp_any(const xsimd::batch<float, Arch>& x) noexcept
     const F p45 = xsimd::fma(r, F(8.368870243430138e-3f), F(4.166906699538231e-2f));
     const F q = xsimd::fma(r2, F(1.377709791995585e-3f), p45);
     const F t = xsimd::fma(r2, p23, p01);
-    const F p = xsimd::fma(r4, q, t);
+    return {k, xsimd::fma(r4, q, t)};
+}
+
+/// The n of exp_reduced's k, as integers.
+template <class Arch>
+inline xsimd::batch<std::int32_t, Arch> exp_exponent(const xsimd::batch<float, Arch>& k) noexcept
+{
+    using I = xsimd::batch<std::int32_t, Arch>;
+    return xsimd::bitwise_cast<I>(k) - xsimd::bitwise_cast<I>(xsimd::batch<float, Arch>(12582912.0f));
+}
+
+/// e^x for every lane, any input: the general path of exp() below.
+template <class Arch>
+xsimd::batch<float, Arch> exp_any(const xsimd::batch<float, Arch>& x) noexcept
+{
+    using F = xsimd::batch<float, Arch>;
+    using I = xsimd::batch<std::int32_t, Arch>;
+    // Outside [-104, 89] the result is 0 or inf anyway; clamping keeps the exponent arithmetic in
+    // range. The constant is the first operand on purpose: x86 min/max return the second operand
+    // when one is NaN (and NEON returns NaN), so NaN flows through to the result without a blend.
+    const auto [k, p] = simd::exp_reduced(xsimd::min(F(89.0f), xsimd::max(F(-104.0f), x)));
     // 2^n as two powers of two (n = n1 + n2), both normal numbers: p * 2^n1 is exact and the second
     // product rounds once, so subnormal results and results near FLT_MAX are right too.
-    const I ni = xsimd::bitwise_cast<I>(k) - xsimd::bitwise_cast<I>(magic);
+    const I ni = simd::exp_exponent(k);
     const I n1 = ni >> 1;
     const I n2 = ni - n1;
     const F s1 = xsimd::bitwise_cast<F>((n1 + I(127)) << 23);
@@ -67,22 +85,9 @@ inline xsimd::batch<float, Arch> exp(const xsimd::batch<float, Arch>& x) noexcep
     using F = xsimd::batch<float, Arch>;
     using I = xsimd::batch<std::int32_t, Arch>;
     if (!xsimd::all(xsimd::abs(x) < F(87.0f))) return simd::exp_any(x); // NaN fails the test too
-    const F magic(12582912.0f);
-    const F k = xsimd::fma(x, F(1.44269504088896341f), magic);
-    const F n = k - magic;
-    F r = xsimd::fnma(n, F(0.693359375f), x);
-    r = xsimd::fnma(n, F(-2.12194440e-4f), r);
-    const F r2 = r * r;
-    const F r4 = r2 * r2;
-    const F p01 = r + F(1.0f);
-    const F p23 = xsimd::fma(r, F(1.666651964187622e-1f), F(4.999999105930328e-1f));
-    const F p45 = xsimd::fma(r, F(8.368870243430138e-3f), F(4.166906699538231e-2f));
-    const F q = xsimd::fma(r2, F(1.377709791995585e-3f), p45);
-    const F t = xsimd::fma(r2, p23, p01);
-    const F p = xsimd::fma(r4, q, t);
+    const auto [k, p] = simd::exp_reduced(x);
     // p is in [0.7, 1.42] and n in [-126, 126]: p 2^n is normal, so the exponent add is exact.
-    const I ni = xsimd::bitwise_cast<I>(k) - xsimd::bitwise_cast<I>(magic);
-    return xsimd::bitwise_cast<F>(xsimd::bitwise_cast<I>(p) + (ni << 23));
+    return xsimd::bitwise_cast<F>(xsimd::bitwise_cast<I>(p) + (simd::exp_exponent(k) << 23));
 }
 
 /// Logistic sigmoid 1 / (1 + e^-x), stable for any |x|: e^-|x| never overflows, and for x < 0
