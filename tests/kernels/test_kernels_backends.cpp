@@ -258,6 +258,39 @@ TEST_CASE("kernels: results do not depend on the thread count, also for outputs 
     CHECK(ops::softmax_rows<simd_b>(x.topRows(3)) == s1.topRows(3));
 }
 
+TEST_CASE("kernels: streamed softmax into an unaligned view of odd width, with masked and wide-range rows")
+{
+    // 1040 x 2053 floats (8.1 MiB) written into a view starting 3 floats into a wider matrix: partial
+    // lines at both ends of every row. Masked rows and rows whose range exceeds exp's fast path sit
+    // between ordinary ones, also as a block's first and last row.
+    const index_t r = 1040, c = 2053;
+    matrix<float> x = test::random_matrix(r, c, 33, 4.0f);
+    for (index_t i : {0, 15, 16, 17, 500}) x.row(i).setConstant(-inf);
+    x(16, 100) = 2.0f; // one live entry
+    for (index_t i : {31, 32, 700}) x(i, i) = -200.0f;
+    x(33, 7) = qnan;
+    matrix<float> big = matrix<float>::Constant(r + 2, c + 7, 9.0f);
+    ops::softmax_rows<simd_b>(x, big.block(1, 3, r, c));
+    const matrix<float> y = big.block(1, 3, r, c);
+    CHECK(big.row(0).isConstant(9.0f));
+    CHECK(big.row(r + 1).isConstant(9.0f));
+    CHECK(big.leftCols(3).isConstant(9.0f));
+    CHECK(big.rightCols(4).isConstant(9.0f));
+    CHECK(y.row(0).isZero(0));
+    CHECK(y.row(500).isZero(0));
+    CHECK(y(16, 100) == 1.0f);
+    CHECK(y.row(33).hasNaN());
+    // Each row as computed alone (ordinary stores): the same bits.
+    for (index_t i = 0; i < r; ++i) {
+        if (i == 33) continue;
+        const matrix<float> alone = ops::softmax_rows<simd_b>(x.row(i));
+        CHECK_MESSAGE(alone == y.row(i), "row " << i);
+    }
+    matrix<float> rest = x;
+    rest.row(33).setZero();
+    CHECK(rel(ops::softmax_rows<simd_b>(rest), ops::softmax_rows<backend::scalar>(rest)) < 1e-6);
+}
+
 TEST_CASE("kernels: wrong shapes, bad eps and overlapping outputs throw errors that name the operation")
 {
     const matrix<float> x = test::random_matrix(3, 4);

@@ -70,6 +70,18 @@ xsimd::batch<float, Arch> exp_any(const xsimd::batch<float, Arch>& x) noexcept
     return (p * s1) * s2;
 }
 
+/// e^x for lanes the caller knows to satisfy |x| < 87 (no NaN): exp()'s fast path without its test.
+/// Other lanes give garbage, not NaN or inf, so only use it after checking the whole input.
+template <class Arch>
+inline xsimd::batch<float, Arch> exp_in_range(const xsimd::batch<float, Arch>& x) noexcept
+{
+    using F = xsimd::batch<float, Arch>;
+    using I = xsimd::batch<std::int32_t, Arch>;
+    const auto [k, p] = simd::exp_reduced(x);
+    // p is in [0.7, 1.42] and n in [-126, 126]: p 2^n is normal, so the exponent add is exact.
+    return xsimd::bitwise_cast<F>(xsimd::bitwise_cast<I>(p) + (simd::exp_exponent(k) << 23));
+}
+
 /// e^x for every lane, within 2 ulp of the correctly rounded value (1 ulp typical).
 /// Results that underflow are rounded to subnormals or 0 (x < -103.97 gives 0), results that
 /// overflow give +inf (x > 88.72), -inf gives 0 and NaN stays NaN.
@@ -83,11 +95,8 @@ template <class Arch>
 inline xsimd::batch<float, Arch> exp(const xsimd::batch<float, Arch>& x) noexcept
 {
     using F = xsimd::batch<float, Arch>;
-    using I = xsimd::batch<std::int32_t, Arch>;
     if (!xsimd::all(xsimd::abs(x) < F(87.0f))) return simd::exp_any(x); // NaN fails the test too
-    const auto [k, p] = simd::exp_reduced(x);
-    // p is in [0.7, 1.42] and n in [-126, 126]: p 2^n is normal, so the exponent add is exact.
-    return xsimd::bitwise_cast<F>(xsimd::bitwise_cast<I>(p) + (simd::exp_exponent(k) << 23));
+    return simd::exp_in_range(x);
 }
 
 /// Logistic sigmoid 1 / (1 + e^-x), stable for any |x|: e^-|x| never overflows, and for x < 0
@@ -143,6 +152,17 @@ float reduce_max(const xsimd::batch<float, Arch>& v) noexcept
     v.store_aligned(lanes);
     float m = lanes[0];
     for (std::size_t i = 1; i < xsimd::batch<float, Arch>::size; ++i) m = lanes[i] > m ? lanes[i] : m;
+    return m;
+}
+
+/// Smallest lane (NaN lanes may or may not win).
+template <class Arch>
+float reduce_min(const xsimd::batch<float, Arch>& v) noexcept
+{
+    alignas(64) float lanes[xsimd::batch<float, Arch>::size];
+    v.store_aligned(lanes);
+    float m = lanes[0];
+    for (std::size_t i = 1; i < xsimd::batch<float, Arch>::size; ++i) m = lanes[i] < m ? lanes[i] : m;
     return m;
 }
 
