@@ -2,8 +2,10 @@
 """dskit attention against PyTorch on the same shapes and thread count, in one run.
 
 Runs dskit_bench's attention benchmarks (JSON) and PyTorch's F.scaled_dot_product_attention plus
-the explicit PyTorch formulations of the variants (SPEC.md section 1: gates, dynamic sparsity as a
-top-N/8 mask, decoding one token against a K/V cache), then prints one table:
+the PyTorch formulations of the variants (SPEC.md section 1; the gated units as the articles write
+them, seed 000's einsum/softmax GAU and seed 001's nn.MultiheadAttention, each also against fused SDPA
+times the gate; dynamic sparsity as a top-N/8 mask; decoding one token against a K/V cache), then
+prints one table:
 dskit time, PyTorch time, and the ratio (PyTorch / dskit; above 1 means dskit is faster).
 
     python3 benchmarks/peers/attention_vs_torch.py --bench build/bench/benchmarks/dskit_bench \
@@ -27,9 +29,17 @@ def torch_variant(name, q, k, v, gamma=0.95, gate=None):
     H, N, d = q.shape
     if name in ("plain", "concentrated_dense"):
         return F.scaled_dot_product_attention(q, k, v)
-    if name in ("gate_head", "gate_elem"):  # GAU / dynamic attention: the gate multiplies the attended values
+    if name == "gate_head":  # seed 000 GAU as the article writes it: einsum scores, softmax, einsum, x gate
+        attn = (torch.einsum("hid,hjd->hij", q, k) * d ** -0.5).softmax(dim=-1)
+        return torch.einsum("hij,hjd->hid", attn, v) * gate
+    if name == "gate_elem":  # seed 001 DynamicAttention: nn.MultiheadAttention (default need_weights=True:
+        # explicit weights, also returned averaged over heads), then x sigmoid gate
+        attn = torch.softmax((q @ k.transpose(-1, -2)) / math.sqrt(d), -1)
+        attn.mean(0)
+        return (attn @ v) * gate
+    if name in ("gate_head_sdpa", "gate_elem_sdpa"):  # the fastest PyTorch form: fused SDPA, then x gate
         return F.scaled_dot_product_attention(q, k, v) * gate
-    if name in ("topk", "block_sparse"):  # dynamic sparse attention (seed 004): keep the top N/8 keys per query
+    if name in ("topk", "block_sparse", "block_sparse_eighth"):  # dynamic sparse attention (seed 004): keep the top N/8 keys per query
         s = (q @ k.transpose(-1, -2)) / math.sqrt(d)
         kth = s.topk(N // 8, dim=-1).values[..., -1:]
         return torch.softmax(s.masked_fill(s < kth, float("-inf")), -1) @ v
@@ -55,7 +65,7 @@ def torch_variant(name, q, k, v, gamma=0.95, gate=None):
 def time_torch(name, n, d, h, reps):
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(h, n, d, generator=g) for _ in range(3))
-    gate = torch.sigmoid(torch.randn(h, n, d if name == "gate_elem" else 1, generator=g))
+    gate = torch.sigmoid(torch.randn(h, n, d if name.startswith("gate_elem") else 1, generator=g))
     with torch.inference_mode():
         torch_variant(name, q, k, v, gate=gate)  # warm-up
         best = []
@@ -92,7 +102,7 @@ def main():
     ap.add_argument("--heads", type=int, default=8)
     ap.add_argument("--variants", nargs="+",
                     default=["plain", "causal", "decay_abs", "decay_rel", "alibi", "gate_head", "gate_elem",
-                             "concentrated_dense", "block_sparse", "topk"])
+                             "concentrated_dense", "block_sparse", "block_sparse_eighth", "topk"])
     ap.add_argument("--decode", type=int, nargs="*", default=[4096, 32768],
                     help="cache lengths for the decode rows (one new token; H query heads, H and 2 K/V heads)")
     ap.add_argument("--reps", type=int, default=5)
@@ -125,6 +135,10 @@ def main():
                     continue
                 t = time_torch(name, n, d, a.heads, a.reps)
                 print(f"| {name} | {n} | {d} | {dskit[key] * 1e3:.1f} | {t * 1e3:.1f} | {t / dskit[key]:.2f}x |")
+                if name.startswith("gate_"):  # also against the fastest PyTorch form of the same output
+                    t = time_torch(name + "_sdpa", n, d, a.heads, a.reps)
+                    print(f"| {name} (vs SDPA x gate) | {n} | {d} | {dskit[key] * 1e3:.1f} | {t * 1e3:.1f} | "
+                          f"{t / dskit[key]:.2f}x |")
     for length in a.decode:
         for d in a.d:
             for kv in (a.heads, 2):
