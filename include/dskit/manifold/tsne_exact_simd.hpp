@@ -3,10 +3,11 @@
 //
 // Same quantities as the scalar (double) reference in tsne_gradient.hpp. The repulsion visits each pair
 // once: the points are cut into tiles of B points, and tile pair (I, J), I < J, adds every pair's terms to
-// both sides (Newton's third law), into that tile pair's own slot of partial sums; a point's total is then
-// the sum of its slots in tile order. Pair terms are float, the partial sums double, and no sum depends on
-// which thread computed what: the gradient is bit-identical for any thread count. Against the double
-// reference it agrees to about 1e-5 relative (float rounding of the coordinates and of 1 / (1 + d²)).
+// both sides (Newton's third law), into that tile pair's own slot of partial sums (a diagonal tile (I, I)
+// visits its pairs j > i the same way); a point's total is then the sum of its slots in tile order. Pair
+// terms and a slot's sums are float, the sums over slots double, and no sum depends on which thread
+// computed what: the gradient is bit-identical for any thread count. Against the double reference it
+// agrees to about 1e-5 relative (float rounding of the coordinates and of 1 / (1 + d²)).
 #pragma once
 
 #include <algorithm>
@@ -76,14 +77,29 @@ double lanes_sum(const xsimd::batch<float, Arch>& v) noexcept
     return static_cast<double>(xsimd::hadd(v));
 }
 
-/// 1 / x: on x86 the approximate reciprocal refined by one Newton step (about 1 ulp; 3 cheap
-/// instructions instead of a division that would bound the O(N²) loop). The approximation differs
-/// between CPU vendors, so results are reproducible on one machine, not across x86 vendors.
+/// 0, 1, ..., L - 1 as floats (lane numbers, for masks; exact below 2^24).
+template <class Arch>
+const std::array<float, xsimd::batch<float, Arch>::size>& lane_ids() noexcept
+{
+    static constexpr auto ids = [] {
+        std::array<float, xsimd::batch<float, Arch>::size> a{};
+        for (std::size_t l = 0; l < a.size(); ++l) a[l] = static_cast<float>(l);
+        return a;
+    }();
+    return ids;
+}
+
+/// 1 / x. On AMD Zen 2 and later (compiled for them: -march=znver2.. or native) the division itself: a
+/// pipelined divider returns 8 floats every ~3 cycles there, cheaper in the O(N²) loop than the estimate
+/// below (measured 7% on the whole gradient, Zen 3). Other x86: the approximate reciprocal refined by one
+/// Newton step (about 1 ulp; 3 cheap instructions instead of a division that would bound the loop). The
+/// approximation differs between CPU vendors, so results are reproducible on one machine, not across x86
+/// vendors.
 template <class Arch>
 xsimd::batch<float, Arch> reciprocal(const xsimd::batch<float, Arch>& x) noexcept
 {
     using F = xsimd::batch<float, Arch>;
-#if XSIMD_WITH_SSE2
+#if XSIMD_WITH_SSE2 && !(defined(__znver2__) || defined(__znver3__) || defined(__znver4__) || defined(__znver5__))
     if constexpr (std::is_base_of_v<xsimd::sse2, Arch>
 #if XSIMD_WITH_AVX
                   || std::is_base_of_v<xsimd::avx, Arch>
@@ -96,22 +112,26 @@ xsimd::batch<float, Arch> reciprocal(const xsimd::batch<float, Arch>& x) noexcep
     return F(1.0f) / x;
 }
 
-/// Pair kernel: u = 1 / (1 + d² / a) and the weight w = u^a (a: degrees of freedom).
+/// Pair kernel: u = 1 / (1 + d² / a) and the weight w = u^a (a: degrees of freedom). The squared distance
+/// is summed onto start() (1 when a = 1: the 1 + d² add folds into the distance's fmas).
 template <class Arch, bool UnitDof>
 struct tsne_simd_kernel {
     using F = xsimd::batch<float, Arch>;
     F inv_dof, dof;
-    F u(const F& d2) const noexcept
+    static F start() noexcept { return F(UnitDof ? 1.0f : 0.0f); }
+    /// s: start() + d².
+    F u_of(const F& s) const noexcept
     {
         if constexpr (UnitDof)
-            return simd::reciprocal<Arch>(F(1.0f) + d2);
+            return simd::reciprocal<Arch>(s);
         else
-            return simd::reciprocal<Arch>(xsimd::fma(d2, inv_dof, F(1.0f)));
+            return simd::reciprocal<Arch>(xsimd::fma(s, inv_dof, F(1.0f)));
     }
-    /// Returns w and sets wu = w u.
-    F weights(const F& d2, F& wu) const noexcept
+    F u(const F& d2) const noexcept { return u_of(start() + d2); }
+    /// Returns w and sets wu = w u; s: start() + d².
+    F weights_of(const F& s, F& wu) const noexcept
     {
-        const F uu = u(d2);
+        const F uu = u_of(s);
         if constexpr (UnitDof) {
             wu = uu * uu;
             return uu;
@@ -123,93 +143,96 @@ struct tsne_simd_kernel {
     }
 };
 
-/// Repulsion between the real rows [i0, i1) of one tile and the B points from j0 (another tile, or the same
-/// one when Diagonal). Writes z, f_1 .. f_Dim per row to out_i and, unless Diagonal, the opposite
-/// reactions per column to out_j (Dim + 1 doubles each). Masked: the columns include padding.
-template <int Dim, class Arch, bool UnitDof, bool Masked, bool Diagonal>
-void repulsion_tile(const tsne_columns<Dim, Arch>& cols, const tsne_simd_kernel<Arch, UnitDof>& kern, index_t i0,
-                    index_t i1, index_t j0, double* out_i, double* out_j)
+/// R rows from i against the columns [jb0, B) of the tile at j0 (one vector of L at a time): the row sums
+/// 2 sum w, then sum w u (y_i - y_j) per dimension, to out[0], out[B], ... (blocks of B floats), and the
+/// same force terms subtracted from the columns' running sums acc (Dim blocks of B floats). Masked:
+/// columns include padding (valid 0). Diagonal: the rows' own tile, pairs j > i only (the first vector
+/// is masked lane by lane).
+template <int Dim, class Arch, bool UnitDof, bool Masked, bool Diagonal, int R>
+void repulsion_rows(const tsne_columns<Dim, Arch>& cols, const tsne_simd_kernel<Arch, UnitDof>& kern, index_t i,
+                    index_t j0, index_t jb0, float* acc, float* out) noexcept
 {
     using F = xsimd::batch<float, Arch>;
     constexpr index_t L = tsne_columns<Dim, Arch>::lanes;
-    constexpr auto D1 = static_cast<std::size_t>(Dim + 1);
     const index_t b = cols.tile;
-    // The columns' running sums, z then f_d, one vector per L columns.
-    std::vector<float, xsimd::aligned_allocator<float>> acc_j(Diagonal ? 0 : D1 * static_cast<std::size_t>(b), 0.0f);
-    // R rows at a time: off the diagonal two rows share each column vector's loads and its running sums'
-    // load and store (the sums get the two rows' terms added first).
-    const auto rows = [&]<int R>(index_t i) {
-        std::array<std::array<F, Dim>, R> yi, fi;
-        std::array<F, R> zi;
-        for (int r = 0; r < R; ++r) {
-            zi[static_cast<std::size_t>(r)] = F(0.0f);
-            for (int d = 0; d < Dim; ++d) {
-                yi[static_cast<std::size_t>(r)][static_cast<std::size_t>(d)] = F(cols.at(d, i + r));
-                fi[static_cast<std::size_t>(r)][static_cast<std::size_t>(d)] = F(0.0f);
-            }
+    F yi[R][Dim], fi[R][Dim], zi[R];
+    for (int r = 0; r < R; ++r) {
+        zi[r] = F(0.0f);
+        for (int d = 0; d < Dim; ++d) {
+            yi[r][d] = F(cols.at(d, i + r));
+            fi[r][d] = F(0.0f);
         }
-        for (index_t jb = 0; jb < b; jb += L) {
-            std::array<F, Dim> yj;
-            for (int d = 0; d < Dim; ++d) yj[static_cast<std::size_t>(d)] = F::load_aligned(cols.col(d, j0 + jb));
-            std::array<std::array<F, Dim>, R> diff;
-            std::array<F, R> w, wu;
-            for (int r = 0; r < R; ++r) {
-                const auto ur = static_cast<std::size_t>(r);
-                F d2(0.0f);
-                for (int d = 0; d < Dim; ++d) {
-                    const auto ud = static_cast<std::size_t>(d);
-                    diff[ur][ud] = yi[ur][ud] - yj[ud];
-                    d2 = xsimd::fma(diff[ur][ud], diff[ur][ud], d2);
-                }
-                w[ur] = kern.weights(d2, wu[ur]);
-                if constexpr (Masked) {
-                    const F v = F::load_aligned(cols.valid.data() + j0 + jb);
-                    w[ur] *= v;
-                    wu[ur] *= v;
-                }
-                zi[ur] += w[ur];
-                for (int d = 0; d < Dim; ++d)
-                    fi[ur][static_cast<std::size_t>(d)] =
-                        xsimd::fma(wu[ur], diff[ur][static_cast<std::size_t>(d)], fi[ur][static_cast<std::size_t>(d)]);
-            }
-            if constexpr (!Diagonal) {
-                float* a = acc_j.data() + D1 * static_cast<std::size_t>(jb);
-                F zsum = w[0];
-                for (int r = 1; r < R; ++r) zsum += w[static_cast<std::size_t>(r)];
-                (F::load_aligned(a) + zsum).store_aligned(a);
-                for (int d = 0; d < Dim; ++d) {
-                    const auto ud = static_cast<std::size_t>(d);
-                    F fsum = wu[0] * diff[0][ud];
-                    for (int r = 1; r < R; ++r)
-                        fsum = xsimd::fma(wu[static_cast<std::size_t>(r)], diff[static_cast<std::size_t>(r)][ud], fsum);
-                    float* ad = a + static_cast<std::size_t>(d + 1) * static_cast<std::size_t>(L);
-                    (F::load_aligned(ad) - fsum).store_aligned(ad);
-                }
-            }
-        }
-        for (int r = 0; r < R; ++r) {
-            const auto ur = static_cast<std::size_t>(r);
-            double* o = out_i + D1 * static_cast<std::size_t>(i + r - i0);
-            o[0] = lanes_sum<Arch>(zi[ur]);
-            if constexpr (Diagonal) { // the point itself: w(0) in z (exactly 0 in f)
-                F wself;
-                o[0] -= static_cast<double>(kern.weights(F(0.0f), wself).get(0));
-            }
-            for (int d = 0; d < Dim; ++d) o[d + 1] = lanes_sum<Arch>(fi[ur][static_cast<std::size_t>(d)]);
-        }
-    };
-    index_t i = i0;
-    if constexpr (!Diagonal)
-        for (; i + 1 < i1; i += 2) rows.template operator()<2>(i);
-    for (; i < i1; ++i) rows.template operator()<1>(i);
-    if constexpr (!Diagonal) {
-        for (index_t jb = 0; jb < b; jb += L)
-            for (index_t l = 0; l < L; ++l)
-                for (std::size_t q = 0; q < D1; ++q)
-                    out_j[D1 * static_cast<std::size_t>(jb + l) + q] =
-                        static_cast<double>(acc_j[D1 * static_cast<std::size_t>(jb) + q * static_cast<std::size_t>(L) +
-                                                  static_cast<std::size_t>(l)]);
     }
+    const float* col[Dim];
+    for (int d = 0; d < Dim; ++d) col[d] = cols.col(d, j0);
+    for (index_t jb = jb0; jb < b; jb += L) {
+        F yj[Dim], g[Dim];
+        for (int d = 0; d < Dim; ++d) yj[d] = F::load_aligned(col[d] + jb);
+        for (int r = 0; r < R; ++r) {
+            F diff[Dim];
+            F s = kern.start();
+            for (int d = 0; d < Dim; ++d) {
+                diff[d] = yi[r][d] - yj[d];
+                s = xsimd::fma(diff[d], diff[d], s);
+            }
+            F wu;
+            F w = kern.weights_of(s, wu);
+            if constexpr (Masked) {
+                const F v = F::load_aligned(cols.valid.data() + j0 + jb);
+                w *= v;
+                wu *= v;
+            }
+            if constexpr (Diagonal) {
+                if (jb == jb0) { // lanes j <= i + r: the point itself and pairs the earlier rows visit
+                    const auto keep =
+                        F::load_unaligned(lane_ids<Arch>().data()) > F(static_cast<float>(i + r - j0 - jb));
+                    w = xsimd::select(keep, w, F(0.0f));
+                    wu = xsimd::select(keep, wu, F(0.0f));
+                }
+            }
+            zi[r] += w;
+            for (int d = 0; d < Dim; ++d) {
+                fi[r][d] = xsimd::fma(wu, diff[d], fi[r][d]);
+                g[d] = r == 0 ? wu * diff[d] : xsimd::fma(wu, diff[d], g[d]);
+            }
+        }
+        for (int d = 0; d < Dim; ++d) {
+            float* ad = acc + static_cast<std::size_t>(d) * static_cast<std::size_t>(b) + static_cast<std::size_t>(jb);
+            (F::load_aligned(ad) - g[d]).store_aligned(ad);
+        }
+    }
+    const auto sb = static_cast<std::size_t>(b);
+    for (int r = 0; r < R; ++r) {
+        float* o = out + static_cast<std::size_t>(r);
+        o[0] = 2.0f * xsimd::hadd(zi[r]); // each pair stands for i with j and j with i in Z
+        for (int d = 0; d < Dim; ++d) o[static_cast<std::size_t>(d + 1) * sb] = xsimd::hadd(fi[r][d]);
+    }
+}
+
+/// Repulsion between the real rows [i0, i1) of one tile and the B points from j0: another tile, or the
+/// same one when Diagonal (then each pair inside it once). Writes the rows' sums to out_i and the opposite
+/// reactions of the columns to out_j (aligned for vectors), each as Dim + 1 blocks of B floats: z, f_1,
+/// ... (a slot's sums are float sums, so float slots lose nothing). z counts every pair twice (i with j
+/// and j with i) and sits on the rows (0 in out_j), since only its total matters. Masked: the columns
+/// include padding.
+template <int Dim, class Arch, bool UnitDof, bool Masked, bool Diagonal>
+void repulsion_tile(const tsne_columns<Dim, Arch>& cols, const tsne_simd_kernel<Arch, UnitDof>& kern, index_t i0,
+                    index_t i1, index_t j0, float* out_i, float* out_j)
+{
+    constexpr index_t L = tsne_columns<Dim, Arch>::lanes;
+    const auto sb = static_cast<std::size_t>(cols.tile);
+    // The columns' sums build up in place: z (0, see above), then f_d.
+    std::fill(out_j, out_j + static_cast<std::size_t>(Dim + 1) * sb, 0.0f);
+    float* acc_j = out_j + sb;
+    // Two rows at a time share each column vector's loads and its running sums' load and store.
+    index_t i = i0;
+    const auto first = [&](index_t row) { return Diagonal ? (row - i0) / L * L : 0; };
+    for (; i + 1 < i1; i += 2)
+        repulsion_rows<Dim, Arch, UnitDof, Masked, Diagonal, 2>(cols, kern, i, j0, first(i), acc_j,
+                                                                out_i + static_cast<std::size_t>(i - i0));
+    for (; i < i1; ++i)
+        repulsion_rows<Dim, Arch, UnitDof, Masked, Diagonal, 1>(cols, kern, i, j0, first(i), acc_j,
+                                                                out_i + static_cast<std::size_t>(i - i0));
 }
 
 /// P's rows for the vector attraction: int32 columns and float values, each row zero-padded (column i,
@@ -220,9 +243,11 @@ struct tsne_csr32 {
     std::vector<index_t> start;
     std::vector<std::int32_t, xsimd::aligned_allocator<std::int32_t>> cols;
     std::vector<float, xsimd::aligned_allocator<float>> vals;
-    double plogp = 0.0; ///< sum p log p over P's non-zeros (the constant part of KL)
+    double plogp = 0.0; ///< sum p log p over P's non-zeros (the constant part of KL; 0 unless with_plogp)
 
-    explicit tsne_csr32(const sparse_affinities& p) : start(static_cast<std::size_t>(p.n) + 1, 0)
+    /// with_plogp: also sum p log p (one log per non-zero; a gradient without KL and without a plan skips it).
+    explicit tsne_csr32(const sparse_affinities& p, bool with_plogp = true)
+        : start(static_cast<std::size_t>(p.n) + 1, 0)
     {
         for (index_t i = 0; i < p.n; ++i) {
             const auto ui = static_cast<std::size_t>(i);
@@ -240,8 +265,9 @@ struct tsne_csr32 {
             }
             for (; at < static_cast<std::size_t>(start[ui + 1]); ++at) cols[at] = static_cast<std::int32_t>(i);
         }
-        for (double v : p.values)
-            if (v > 0.0) plogp += v * std::log(v);
+        if (with_plogp)
+            for (double v : p.values)
+                if (v > 0.0) plogp += v * std::log(v);
     }
 };
 
@@ -266,36 +292,33 @@ void attraction_row(const tsne_csr32<Arch>& p, const tsne_columns<Dim, Arch>& co
     using I = xsimd::batch<std::int32_t, Arch>;
     constexpr index_t L = tsne_columns<Dim, Arch>::lanes;
 #if XSIMD_WITH_AVX
-    // 2-D on 8-lane AVX: each partner's (x, y) is one 8-byte load, four partners to a vector
-    // (x0 y0 x1 y1 | x2 y2 x3 y3), which beats the gather instruction (slow on several x86 cores).
+    // 2-D on 8-lane AVX: each partner's (x, y) is one 8-byte load, eight partners split into an x and a y
+    // vector by two shuffles; this beats the gather instruction (slow on several x86 cores) and pairs of
+    // partners in one vector (each lane pair computing the same distance).
     if constexpr (Dim == 2 && std::is_base_of_v<xsimd::avx, Arch> && L == 8) {
-        const __m256 yi2 = _mm256_setr_ps(cols.at(0, i), cols.at(1, i), cols.at(0, i), cols.at(1, i), cols.at(0, i),
-                                          cols.at(1, i), cols.at(0, i), cols.at(1, i));
         const float* xy = cols.xy.data();
-        const auto pair = [&](std::int32_t j) {
-            return _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xy + 2 * static_cast<std::ptrdiff_t>(j))));
+        const auto two = [&](std::int32_t j0, std::int32_t j1) { // x_j0 y_j0 x_j1 y_j1
+            const auto* p0 = reinterpret_cast<const double*>(xy + 2 * static_cast<std::ptrdiff_t>(j0));
+            const auto* p1 = reinterpret_cast<const double*>(xy + 2 * static_cast<std::ptrdiff_t>(j1));
+            return _mm_castpd_ps(_mm_loadh_pd(_mm_load_sd(p0), p1));
         };
-        const auto two = [&](std::int32_t j0, std::int32_t j1) {
-            return _mm_castpd_ps(_mm_loadh_pd(
-                _mm_castps_pd(pair(j0)), reinterpret_cast<const double*>(xy + 2 * static_cast<std::ptrdiff_t>(j1))));
-        };
-        F acc0(0.0f), acc1(0.0f);
+        const F xi(cols.at(0, i)), yi(cols.at(1, i));
+        F ax(0.0f), ay(0.0f);
         const index_t end = p.start[static_cast<std::size_t>(i) + 1];
-        for (index_t e = p.start[static_cast<std::size_t>(i)]; e < end; e += 4) {
+        for (index_t e = p.start[static_cast<std::size_t>(i)]; e < end; e += L) {
             const std::int32_t* c = p.cols.data() + e;
-            const F pts = _mm256_set_m128(two(c[2], c[3]), two(c[0], c[1]));
-            const F diff = F(yi2) - pts;
-            const F sq = diff * diff;
-            const F d2 = sq + F(_mm256_permute_ps(sq, 0xB1)); // x² + y² in both slots of a pair
-            const __m128 v = _mm_load_ps(p.vals.data() + e);
-            const F pu = F(_mm256_set_m128(_mm_unpackhi_ps(v, v), _mm_unpacklo_ps(v, v))) * kern.u(d2);
-            acc0 = xsimd::fma(pu, diff, acc0);
-            std::swap(acc0, acc1); // alternate accumulators: consecutive fmas do not wait on each other
+            // Partners 0 1 4 5 and 2 3 6 7 as (x, y) pairs, then split into x and y in partner order.
+            const __m256 a = _mm256_set_m128(two(c[4], c[5]), two(c[0], c[1]));
+            const __m256 b = _mm256_set_m128(two(c[6], c[7]), two(c[2], c[3]));
+            const F dx = xi - F(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+            const F dy = yi - F(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+            const F pu =
+                F::load_aligned(p.vals.data() + e) * kern.u_of(xsimd::fma(dy, dy, xsimd::fma(dx, dx, kern.start())));
+            ax = xsimd::fma(pu, dx, ax);
+            ay = xsimd::fma(pu, dy, ay);
         }
-        alignas(32) float buf[8];
-        (acc0 + acc1).store_aligned(buf);
-        f[0] = static_cast<double>((buf[0] + buf[2]) + (buf[4] + buf[6]));
-        f[1] = static_cast<double>((buf[1] + buf[3]) + (buf[5] + buf[7]));
+        f[0] = lanes_sum<Arch>(ax);
+        f[1] = lanes_sum<Arch>(ay);
         return;
     }
 #endif
@@ -306,13 +329,13 @@ void attraction_row(const tsne_csr32<Arch>& p, const tsne_columns<Dim, Arch>& co
     for (index_t e = p.start[static_cast<std::size_t>(i)]; e < end; e += L) {
         const I j = I::load_aligned(p.cols.data() + e);
         std::array<F, Dim> diff;
-        F d2(0.0f);
+        F s = kern.start();
         for (int d = 0; d < Dim; ++d) {
             const auto ud = static_cast<std::size_t>(d);
             diff[ud] = yi[ud] - gather<Arch>(cols.c[ud].data(), j);
-            d2 = xsimd::fma(diff[ud], diff[ud], d2);
+            s = xsimd::fma(diff[ud], diff[ud], s);
         }
-        const F pu = F::load_aligned(p.vals.data() + e) * kern.u(d2);
+        const F pu = F::load_aligned(p.vals.data() + e) * kern.u_of(s);
         for (int d = 0; d < Dim; ++d) {
             const auto ud = static_cast<std::size_t>(d);
             acc[ud] = xsimd::fma(pu, diff[ud], acc[ud]);
@@ -333,7 +356,7 @@ void exact_gradient(const sparse_affinities& p, const tsne_csr32<Arch>* p32, con
     const index_t n = p.n;
     const tsne_columns<Dim, Arch> cols(y);
     if (p32 == nullptr) {
-        own = std::make_unique<tsne_csr32<Arch>>(p);
+        own = std::make_unique<tsne_csr32<Arch>>(p, want_kl);
         p32 = own.get();
     }
     const tsne_simd_kernel<Arch, UnitDof> kern{F(static_cast<float>(1.0 / dof)), F(static_cast<float>(dof))};
@@ -348,20 +371,36 @@ void exact_gradient(const sparse_affinities& p, const tsne_csr32<Arch>* p32, con
             slot[static_cast<std::size_t>(ti * t + tj)] = static_cast<index_t>(pairs.size());
             pairs.emplace_back(ti, tj);
         }
+    // The work order: the diagonal tiles (which also do the attraction, about twice an off-diagonal tile's
+    // work) spread evenly among the others, so that the threads' contiguous shares carry equal work.
+    std::vector<index_t> off, order;
+    for (index_t s = 0; s < static_cast<index_t>(pairs.size()); ++s)
+        if (pairs[static_cast<std::size_t>(s)].first != pairs[static_cast<std::size_t>(s)].second) off.push_back(s);
+    const auto n_off = static_cast<index_t>(off.size());
+    for (index_t k = 0, next = 0; k < t; ++k) {
+        order.push_back(slot[static_cast<std::size_t>(k * t + k)]);
+        for (; next < n_off * (k + 1) / t; ++next) order.push_back(off[static_cast<std::size_t>(next)]);
+    }
     const std::size_t slot_size = D1 * static_cast<std::size_t>(b);
-    std::vector<double> part_i(pairs.size() * slot_size), part_j(pairs.size() * slot_size);
+    // Every slot entry read below is written first (no zero fill).
+    const auto floats = [](std::size_t count) {
+        return std::unique_ptr<float[], void (*)(void*)>(
+            static_cast<float*>(xsimd::aligned_malloc(count * sizeof(float), 64)), xsimd::aligned_free);
+    };
+    const auto part_i = floats(pairs.size() * slot_size), part_j = floats(pairs.size() * slot_size);
     std::vector<std::array<double, Dim>> attr(static_cast<std::size_t>(n)), rep(static_cast<std::size_t>(n));
     std::vector<double> zrow(static_cast<std::size_t>(n)), plogw(static_cast<std::size_t>(n), 0.0);
     // One parallel region per gradient: the diagonal tile (I, I) also does the attraction (and KL terms)
     // of tile I's points; each point's slots are then summed serially (O(N N / B), cheap).
     parallel_for(
-        static_cast<index_t>(pairs.size()),
-        [&](index_t s) {
+        static_cast<index_t>(order.size()),
+        [&](index_t k) {
+            const index_t s = order[static_cast<std::size_t>(k)];
             const auto [ti, tj] = pairs[static_cast<std::size_t>(s)];
             const index_t i0 = ti * b, i1 = std::min(n, i0 + b), j0 = tj * b;
             const bool masked = j0 + b > n;
-            double* oi = part_i.data() + static_cast<std::size_t>(s) * slot_size;
-            double* oj = part_j.data() + static_cast<std::size_t>(s) * slot_size;
+            float* oi = part_i.get() + static_cast<std::size_t>(s) * slot_size;
+            float* oj = part_j.get() + static_cast<std::size_t>(s) * slot_size;
             if (ti != tj) {
                 if (masked)
                     repulsion_tile<Dim, Arch, UnitDof, true, false>(cols, kern, i0, i1, j0, oi, oj);
@@ -390,23 +429,33 @@ void exact_gradient(const sparse_affinities& p, const tsne_csr32<Arch>* p32, con
         },
         12.0 * static_cast<double>(b) * static_cast<double>(b));
 
-    for (index_t i = 0; i < n; ++i) {
-        // The point's slots in tile order: (T, R) columns for T < R, then (R, T) rows for T >= R.
-        const index_t ri = i / b, off = i % b;
-        double z = 0.0;
-        std::array<double, Dim> r{};
-        for (index_t tt = 0; tt < t; ++tt) {
-            const double* src =
-                tt < ri
-                    ? part_j.data() + static_cast<std::size_t>(slot[static_cast<std::size_t>(tt * t + ri)]) * slot_size
-                    : part_i.data() + static_cast<std::size_t>(slot[static_cast<std::size_t>(ri * t + tt)]) * slot_size;
-            src += D1 * static_cast<std::size_t>(off);
-            z += src[0];
-            for (int d = 0; d < Dim; ++d) r[static_cast<std::size_t>(d)] += src[d + 1];
-        }
-        zrow[static_cast<std::size_t>(i)] = z;
-        rep[static_cast<std::size_t>(i)] = r;
-    }
+    // Each point's slots in tile order, in double: (T, R) columns for T < R, (R, R) rows then columns, then
+    // (R, T) rows for T > R (walked slot by slot; each point's sum in that order, whichever thread runs it).
+    const auto at = [&](index_t ta, index_t tb) {
+        return static_cast<std::size_t>(slot[static_cast<std::size_t>(ta * t + tb)]) * slot_size;
+    };
+    parallel_for(
+        t,
+        [&](index_t ri) {
+            const index_t i0 = ri * b, count = std::min(n, i0 + b) - i0;
+            std::vector<double> sums(slot_size, 0.0); // z for the tile's points, then f_1, ... (blocks of B)
+            const auto sb = static_cast<std::size_t>(b), sc = static_cast<std::size_t>(count);
+            const auto add = [&](const float* src) { // real points only (padding rows of part_i are unwritten)
+                for (std::size_t q = 0; q < D1; ++q)
+                    for (std::size_t k = 0; k < sc; ++k) sums[q * sb + k] += static_cast<double>(src[q * sb + k]);
+            };
+            for (index_t tt = 0; tt < t; ++tt) {
+                if (tt <= ri) add(tt < ri ? part_j.get() + at(tt, ri) : part_i.get() + at(ri, ri));
+                if (tt >= ri) add(tt > ri ? part_i.get() + at(ri, tt) : part_j.get() + at(ri, ri));
+            }
+            for (index_t k = 0; k < count; ++k) {
+                const auto ui = static_cast<std::size_t>(i0 + k), uk = static_cast<std::size_t>(k);
+                zrow[ui] = sums[uk];
+                for (int d = 0; d < Dim; ++d)
+                    rep[ui][static_cast<std::size_t>(d)] = sums[static_cast<std::size_t>(d + 1) * sb + uk];
+            }
+        },
+        static_cast<double>((t + 1) * static_cast<index_t>(slot_size)));
     const auto [z, total_plogw] = sum_tsne_gradient<Dim>(attr, rep, zrow, plogw, exaggeration, grad);
     z_out = z;
     if (want_kl) kl_out = p32->plogp - total_plogw + std::log(z);
