@@ -14,6 +14,7 @@
 #include <dskit/io/tensor_convert.hpp>
 
 #include "../test_util.hpp"
+#include "window_modifier.hpp"
 
 using namespace dskit;
 namespace am = dskit::attention_mods;
@@ -76,25 +77,7 @@ matrix<float> run_case(const std::string& c, const matrix<float>& q, const matri
     return {};
 }
 
-// A user-defined modifier: query i sees keys [i - width, i]. Its key range starts after 0, so the kernel
-// skips leading key blocks and masks the part of the first block before the range.
-struct window {
-    index_t width = 0;
-    void validate(index_t, index_t, index_t) const {}
-    am::key_range keys(index_t, index_t i0, index_t i1, index_t n) const
-    {
-        return {std::clamp<index_t>(i0 - width, 0, n), std::clamp<index_t>(i1, 0, n)};
-    }
-    float score(index_t, index_t i, index_t j, float s) const
-    {
-        return j <= i && j >= i - width ? s : -std::numeric_limits<float>::infinity();
-    }
-    void apply(index_t h, index_t i0, index_t j0, index_t rows, index_t cols, float* s, index_t ld) const
-    {
-        for (index_t r = 0; r < rows; ++r)
-            for (index_t c = 0; c < cols; ++c) s[r * ld + c] = score(h, i0 + r, j0 + c, s[r * ld + c]);
-    }
-};
+using test::window;
 static_assert(score_modifier<window>);
 
 // Every modifier and a few combinations, for one head count (per-head parameters sized to it).

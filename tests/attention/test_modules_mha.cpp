@@ -24,6 +24,7 @@
 #include <dskit/layers/layers.hpp>
 
 #include "../test_util.hpp"
+#include "window_modifier.hpp"
 
 using namespace dskit;
 namespace am = dskit::attention_mods;
@@ -266,24 +267,7 @@ TEST_CASE_TEMPLATE("cross_modal_attention: per-direction modifiers mask vision a
 TEST_CASE_TEMPLATE("attention_weights: the same modifiers as the fused kernel, GQA included", B, backend::scalar,
                    simd_b)
 {
-    // A user-defined modifier whose keys() starts after 0 (a sliding window): keys outside it are masked.
-    struct window {
-        index_t width = 0;
-        void validate(index_t, index_t, index_t) const {}
-        am::key_range keys(index_t, index_t i0, index_t i1, index_t n) const
-        {
-            return {std::clamp<index_t>(i0 - width, 0, n), std::clamp<index_t>(i1, 0, n)};
-        }
-        float score(index_t, index_t i, index_t j, float s) const
-        {
-            return j <= i && j >= i - width ? s : -std::numeric_limits<float>::infinity();
-        }
-        void apply(index_t h, index_t i0, index_t j0, index_t rows, index_t cols, float* s, index_t ld) const
-        {
-            for (index_t r = 0; r < rows; ++r)
-                for (index_t c = 0; c < cols; ++c) s[r * ld + c] = score(h, i0 + r, j0 + c, s[r * ld + c]);
-        }
-    };
+    using test::window; // keys() starts after 0 (a sliding window): keys outside it are masked
     const index_t n = 70, len = 150, heads = 6, kv_heads = 2, d = 8;
     const matrix<float> q = test::random_matrix(n, heads * d, 1), k = test::random_matrix(len, kv_heads * d, 2),
                         v = test::random_matrix(len, kv_heads * d, 3);

@@ -16,7 +16,7 @@
 #include <dskit/manifold/tsne.hpp>
 #include <dskit/manifold/tsne_gradient.hpp>
 
-#include "../test_util.hpp"
+#include "manifold_test_util.hpp"
 
 using namespace dskit;
 
@@ -27,25 +27,8 @@ matrix<float> load(const std::string& name)
     return load_npy_matrix(test::fixture("manifold/" + name));
 }
 
-template <class F>
-std::string error_message(F&& f)
-{
-    try {
-        f();
-    } catch (const value_error& e) {
-        return e.what();
-    }
-    return "(no value_error)";
-}
-
-/// Small clustered data: `n` points in `d` dimensions around 4 centres.
-matrix<float> clusters(index_t n, index_t d, unsigned seed)
-{
-    matrix<float> x = test::random_matrix(n, d, seed);
-    const matrix<float> c = test::random_matrix(4, d, seed + 1, 5.0f);
-    for (index_t i = 0; i < n; ++i) x.row(i) += c.row(i % 4);
-    return x;
-}
+using test::clusters;
+using test::error_message;
 
 } // namespace
 

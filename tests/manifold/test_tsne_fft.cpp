@@ -13,31 +13,14 @@
 #include <dskit/manifold/tsne_fft.hpp>
 #include <dskit/manifold/tsne_gradient.hpp>
 
-#include "../test_util.hpp"
+#include "manifold_test_util.hpp"
 
 using namespace dskit;
 
 namespace {
 
-template <class F>
-std::string error_message(F&& f)
-{
-    try {
-        f();
-    } catch (const value_error& e) {
-        return e.what();
-    }
-    return "(no value_error)";
-}
-
-/// `n` points in `d` dimensions around 4 centres.
-matrix<float> clusters(index_t n, index_t d, unsigned seed)
-{
-    matrix<float> x = test::random_matrix(n, d, seed);
-    const matrix<float> c = test::random_matrix(4, d, seed + 1, 5.0f);
-    for (index_t i = 0; i < n; ++i) x.row(i) += c.row(i % 4);
-    return x;
-}
+using test::clusters;
+using test::error_message;
 
 sparse_affinities no_affinities(index_t n)
 {
