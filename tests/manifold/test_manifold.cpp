@@ -34,17 +34,32 @@ using test::error_message;
 
 TEST_CASE("manifold: exact kNN matches brute force, ties by index")
 {
+    // Every other point of row i as (squared distance, index), in that order.
+    const auto brute_force = [](const matrix<float>& m, index_t i) {
+        std::vector<std::pair<double, index_t>> all;
+        for (index_t j = 0; j < m.rows(); ++j)
+            if (j != i) all.push_back({(m.row(i).cast<double>() - m.row(j).cast<double>()).squaredNorm(), j});
+        std::sort(all.begin(), all.end());
+        return all;
+    };
     const matrix<float> x = test::random_matrix(300, 7, 3);
     const knn_graph g = exact_knn(x, 12);
     for (index_t i = 0; i < x.rows(); i += 17) {
-        std::vector<std::pair<double, index_t>> all;
-        for (index_t j = 0; j < x.rows(); ++j)
-            if (j != i) all.push_back({(x.row(i).cast<double>() - x.row(j).cast<double>()).squaredNorm(), j});
-        std::sort(all.begin(), all.end());
+        const auto all = brute_force(x, i);
         for (index_t c = 0; c < 12; ++c) {
             CHECK(g.indices(i, c) == all[static_cast<std::size_t>(c)].second);
             CHECK(g.sq_distances(i, c) == doctest::Approx(all[static_cast<std::size_t>(c)].first).epsilon(1e-6));
         }
+    }
+    // Many exact ties among more candidates than the first bound needs (4 copies of 60 points): the
+    // neighbour lists equal brute force's (distance, index) order.
+    matrix<float> copies(240, 5);
+    const matrix<float> base = test::random_matrix(60, 5, 8);
+    for (index_t i = 0; i < copies.rows(); ++i) copies.row(i) = base.row(i % 60);
+    const knn_graph gc = exact_knn(copies, 10);
+    for (index_t i = 0; i < copies.rows(); i += 13) {
+        const auto all = brute_force(copies, i);
+        for (index_t c = 0; c < 10; ++c) CHECK(gc.indices(i, c) == all[static_cast<std::size_t>(c)].second);
     }
     // Duplicates: every copy is at distance 0 and they come in index order.
     matrix<float> dup = matrix<float>::Zero(5, 3);
@@ -250,6 +265,17 @@ TEST_CASE("manifold: precomputed neighbours and affinities")
           std::string::npos);
     CHECK(error_message([&] { perplexity_affinities(g, 31.0); }).find("number of neighbours = 30") !=
           std::string::npos);
+    // A graph that lists a neighbour twice: the CSR holds that column once, with every contribution summed.
+    knn_graph twice = g;
+    twice.indices(7, 1) = twice.indices(7, 0);
+    twice.sq_distances(7, 1) = twice.sq_distances(7, 0);
+    const sparse_affinities pt = perplexity_affinities(twice, 10.0);
+    const matrix<double> dt = pt.to_dense();
+    CHECK(dt.sum() == doctest::Approx(1.0).epsilon(1e-12));
+    CHECK((dt - dt.transpose()).cwiseAbs().maxCoeff() < 1e-15);
+    for (index_t i = 0; i < pt.n; ++i)
+        for (auto e = pt.indptr[static_cast<std::size_t>(i)] + 1; e < pt.indptr[static_cast<std::size_t>(i) + 1]; ++e)
+            CHECK(pt.indices[static_cast<std::size_t>(e)] > pt.indices[static_cast<std::size_t>(e) - 1]);
 
     tsne_options opt;
     opt.early_exaggeration_iter = 50;

@@ -63,33 +63,43 @@ inline void require_perplexity(std::string_view op, double perplexity, index_t n
                                    got.str()));
 }
 
-/// Conditional probabilities of one row by bisection on beta (scikit-learn's schedule: start at 1,
-/// double/halve until bracketed, then bisect; at most 200 steps). Distances are shifted by their minimum,
-/// which leaves p unchanged and keeps exp() from underflowing for far-away neighbourhoods.
+/// Conditional probabilities of one row: the beta whose entropy is log(perplexity) (within 1e-5 nats) by
+/// Newton's method on H(beta), kept inside a bracket [lo, hi] that every step narrows, with bisection (or
+/// doubling while no upper bound is known) whenever a Newton step would leave it. Newton needs H's
+/// derivative, -beta Var_p(d), which the same pass over the row gives; it converges in ~4 steps from the
+/// scale-free start beta = 1 / mean(d - dmin), where bisection from beta = 1 (scikit-learn's schedule) took
+/// ~30 on unscaled data. Distances are shifted by their minimum, which leaves p unchanged and keeps exp()
+/// from underflowing for far-away neighbourhoods.
 inline void calibrate_row(const float* sq_dist, index_t k, double perplexity, double* p)
 {
     const double target = std::log(perplexity);
-    double dmin = std::numeric_limits<double>::infinity();
+    double dmin = std::numeric_limits<double>::infinity(), dsum0 = 0.0;
     for (index_t j = 0; j < k; ++j) dmin = std::min(dmin, static_cast<double>(sq_dist[j]));
-    double beta = 1.0, lo = 0.0, hi = std::numeric_limits<double>::infinity();
+    for (index_t j = 0; j < k; ++j) dsum0 += static_cast<double>(sq_dist[j]) - dmin;
+    if (!(dsum0 > 0.0)) { // all neighbours equidistant (duplicates): p is uniform whatever beta is
+        std::fill(p, p + k, 1.0 / static_cast<double>(k));
+        return;
+    }
+    double beta = static_cast<double>(k) / dsum0, lo = 0.0, hi = std::numeric_limits<double>::infinity();
     for (int step = 0; step < 200; ++step) {
-        double sum = 0.0, dsum = 0.0;
+        double sum = 0.0, dsum = 0.0, d2sum = 0.0;
         for (index_t j = 0; j < k; ++j) {
             const double d = static_cast<double>(sq_dist[j]) - dmin;
-            p[j] = std::exp(-beta * d);
-            sum += p[j];
-            dsum += d * p[j];
+            const double e = std::exp(-beta * d);
+            p[j] = e;
+            sum += e;
+            dsum += d * e;
+            d2sum += d * d * e;
         }
-        const double entropy = std::log(sum) + beta * dsum / sum; // sum >= 1: the nearest term is exp(0)
-        if (std::abs(entropy - target) <= 1e-5) break;
-        if (entropy > target) {
-            lo = beta;
-            beta = std::isinf(hi) ? beta * 2.0 : 0.5 * (beta + hi);
-        } else {
-            hi = beta;
-            beta = 0.5 * (beta + lo);
-        }
-        if (beta > 1e300) break; // all neighbours equidistant (duplicates): p is uniform whatever beta is
+        const double mean = dsum / sum;
+        const double gap = std::log(sum) + beta * mean - target; // sum >= 1: the nearest term is exp(0)
+        if (std::abs(gap) <= 1e-5) break;
+        (gap > 0.0 ? lo : hi) = beta; // the entropy falls as beta grows
+        const double var = d2sum / sum - mean * mean;
+        double next = beta + gap / (beta * var); // Newton: H'(beta) = -beta Var(d)
+        if (!(next > lo && next < hi)) next = std::isinf(hi) ? 2.0 * beta : 0.5 * (lo + hi);
+        if (next == beta || next > 1e300) break; // bracket below double resolution
+        beta = next;
     }
     double sum = 0.0;
     for (index_t j = 0; j < k; ++j) {
@@ -131,45 +141,77 @@ inline sparse_affinities perplexity_affinities(const knn_graph& g, double perple
         n, [&](index_t i) { detail::calibrate_row(&g.sq_distances(i, 0), k, perplexity, &cond(i, 0)); },
         40.0 * static_cast<double>(k));
 
-    // P + P^T in CSR, built serially in a fixed order: row i gets its own neighbours and every j that lists i.
-    std::vector<index_t> count(static_cast<std::size_t>(n), k);
+    // P + P^T in CSR. Row i is the merge of its own neighbours (sorted by column here) with the rows j that
+    // list i (ascending j by construction), equal columns summed: a column appears at most twice (once from
+    // each side), and a + b == b + a, so the result is the same for any thread count.
+    std::vector<std::pair<index_t, double>> own(static_cast<std::size_t>(n * k));
+    detail::parallel_for(
+        n,
+        [&](index_t i) {
+            auto* row = own.data() + i * k;
+            for (index_t c = 0; c < k; ++c) row[c] = {g.indices(i, c), cond(i, c)};
+            std::sort(row, row + k, [](const auto& a, const auto& b) { return a.first < b.first; });
+        },
+        8.0 * static_cast<double>(k));
+    std::vector<index_t> rev_start(static_cast<std::size_t>(n) + 1, 0);
     for (index_t i = 0; i < n; ++i)
-        for (index_t c = 0; c < k; ++c) ++count[static_cast<std::size_t>(g.indices(i, c))];
-    std::vector<index_t> start(static_cast<std::size_t>(n) + 1, 0);
+        for (index_t c = 0; c < k; ++c) ++rev_start[static_cast<std::size_t>(g.indices(i, c)) + 1];
     for (index_t i = 0; i < n; ++i)
-        start[static_cast<std::size_t>(i) + 1] =
-            start[static_cast<std::size_t>(i)] + count[static_cast<std::size_t>(i)];
-    std::vector<std::pair<index_t, double>> raw(static_cast<std::size_t>(start.back()));
-    std::vector<index_t> fill(start.begin(), start.end() - 1);
-    for (index_t i = 0; i < n; ++i)
-        for (index_t c = 0; c < k; ++c) {
-            const index_t j = g.indices(i, c);
-            const double v = cond(i, c);
-            raw[static_cast<std::size_t>(fill[static_cast<std::size_t>(i)]++)] = {j, v};
-            raw[static_cast<std::size_t>(fill[static_cast<std::size_t>(j)]++)] = {i, v};
+        rev_start[static_cast<std::size_t>(i) + 1] += rev_start[static_cast<std::size_t>(i)];
+    std::vector<std::pair<index_t, double>> rev(static_cast<std::size_t>(n * k));
+    {
+        std::vector<index_t> fill(rev_start.begin(), rev_start.end() - 1);
+        for (index_t i = 0; i < n; ++i)
+            for (index_t c = 0; c < k; ++c)
+                rev[static_cast<std::size_t>(fill[static_cast<std::size_t>(g.indices(i, c))]++)] = {i, cond(i, c)};
+    }
+    // Two passes over the merges: the length of each row, then (after the prefix sum) its entries. (A
+    // precomputed graph may list a neighbour twice: equal columns are summed whatever side they come from.)
+    const auto merge = [&](index_t i, auto&& emit) {
+        const auto* a = own.data() + i * k;
+        const auto* a_end = a + k;
+        const auto* b = rev.data() + rev_start[static_cast<std::size_t>(i)];
+        const auto* b_end = rev.data() + rev_start[static_cast<std::size_t>(i) + 1];
+        index_t col = -1;
+        double v = 0.0;
+        while (a != a_end || b != b_end) {
+            const bool take_a = b == b_end || (a != a_end && a->first <= b->first);
+            const auto& e = take_a ? *a++ : *b++;
+            if (e.first != col) {
+                if (col >= 0) emit(col, v);
+                col = e.first;
+                v = e.second;
+            } else {
+                v += e.second;
+            }
         }
-
+        if (col >= 0) emit(col, v);
+    };
     sparse_affinities p;
     p.n = n;
     p.indptr.assign(static_cast<std::size_t>(n) + 1, 0);
-    p.indices.reserve(raw.size());
-    p.values.reserve(raw.size());
+    detail::parallel_for(
+        n,
+        [&](index_t i) {
+            index_t len = 0;
+            merge(i, [&](index_t, double) { ++len; });
+            p.indptr[static_cast<std::size_t>(i) + 1] = len;
+        },
+        4.0 * static_cast<double>(k));
+    for (index_t i = 0; i < n; ++i) p.indptr[static_cast<std::size_t>(i) + 1] += p.indptr[static_cast<std::size_t>(i)];
+    p.indices.resize(static_cast<std::size_t>(p.indptr.back()));
+    p.values.resize(static_cast<std::size_t>(p.indptr.back()));
     const double scale = 1.0 / (2.0 * static_cast<double>(n));
-    for (index_t i = 0; i < n; ++i) {
-        auto first = raw.begin() + start[static_cast<std::size_t>(i)];
-        auto last = raw.begin() + start[static_cast<std::size_t>(i) + 1];
-        // Stable sort: equal columns (i and j neighbours of each other) keep insertion order, so the sum
-        // p_{j|i} + p_{i|j} is always added in the same order.
-        std::stable_sort(first, last, [](const auto& a, const auto& b) { return a.first < b.first; });
-        for (auto it = first; it != last;) {
-            const index_t col = it->first;
-            double v = 0.0;
-            for (; it != last && it->first == col; ++it) v += it->second;
-            p.indices.push_back(col);
-            p.values.push_back(v * scale);
-        }
-        p.indptr[static_cast<std::size_t>(i) + 1] = static_cast<index_t>(p.values.size());
-    }
+    detail::parallel_for(
+        n,
+        [&](index_t i) {
+            auto at = static_cast<std::size_t>(p.indptr[static_cast<std::size_t>(i)]);
+            merge(i, [&](index_t col, double v) {
+                p.indices[at] = col;
+                p.values[at++] = v * scale;
+            });
+        },
+        4.0 * static_cast<double>(k));
     return p;
 }
 

@@ -284,9 +284,10 @@ xsimd::batch<float, Arch> gather(const float* src, const xsimd::batch<std::int32
 }
 
 /// Attraction on point i over P's row: f = sum_j p_ij u_ij (y_i - y_j), partners gathered into vectors.
-template <int Dim, class Arch, bool UnitDof>
-void attraction_row(const tsne_csr32<Arch>& p, const tsne_columns<Dim, Arch>& cols, index_t i,
-                    const tsne_simd_kernel<Arch, UnitDof>& kern, std::array<double, Dim>& f) noexcept
+/// WithLog: also returns sum_j p_ij log u_ij (KL's data term; float logs, ~1e-7 relative), else 0.
+template <int Dim, class Arch, bool UnitDof, bool WithLog>
+double attraction_row(const tsne_csr32<Arch>& p, const tsne_columns<Dim, Arch>& cols, index_t i,
+                      const tsne_simd_kernel<Arch, UnitDof>& kern, std::array<double, Dim>& f) noexcept
 {
     using F = xsimd::batch<float, Arch>;
     using I = xsimd::batch<std::int32_t, Arch>;
@@ -303,7 +304,7 @@ void attraction_row(const tsne_csr32<Arch>& p, const tsne_columns<Dim, Arch>& co
             return _mm_castpd_ps(_mm_loadh_pd(_mm_load_sd(p0), p1));
         };
         const F xi(cols.at(0, i)), yi(cols.at(1, i));
-        F ax(0.0f), ay(0.0f);
+        F ax(0.0f), ay(0.0f), al(0.0f);
         const index_t end = p.start[static_cast<std::size_t>(i) + 1];
         for (index_t e = p.start[static_cast<std::size_t>(i)]; e < end; e += L) {
             const std::int32_t* c = p.cols.data() + e;
@@ -312,19 +313,22 @@ void attraction_row(const tsne_csr32<Arch>& p, const tsne_columns<Dim, Arch>& co
             const __m256 b = _mm256_set_m128(two(c[6], c[7]), two(c[2], c[3]));
             const F dx = xi - F(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
             const F dy = yi - F(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
-            const F pu =
-                F::load_aligned(p.vals.data() + e) * kern.u_of(xsimd::fma(dy, dy, xsimd::fma(dx, dx, kern.start())));
+            const F pv = F::load_aligned(p.vals.data() + e);
+            const F u = kern.u_of(xsimd::fma(dy, dy, xsimd::fma(dx, dx, kern.start())));
+            const F pu = pv * u;
             ax = xsimd::fma(pu, dx, ax);
             ay = xsimd::fma(pu, dy, ay);
+            if constexpr (WithLog) al = xsimd::fma(pv, xsimd::log(u), al);
         }
         f[0] = lanes_sum<Arch>(ax);
         f[1] = lanes_sum<Arch>(ay);
-        return;
+        return lanes_sum<Arch>(al);
     }
 #endif
     std::array<F, Dim> yi, acc;
     for (int d = 0; d < Dim; ++d) yi[static_cast<std::size_t>(d)] = F(cols.at(d, i));
     acc.fill(F(0.0f));
+    F al(0.0f);
     const index_t end = p.start[static_cast<std::size_t>(i) + 1];
     for (index_t e = p.start[static_cast<std::size_t>(i)]; e < end; e += L) {
         const I j = I::load_aligned(p.cols.data() + e);
@@ -335,17 +339,22 @@ void attraction_row(const tsne_csr32<Arch>& p, const tsne_columns<Dim, Arch>& co
             diff[ud] = yi[ud] - gather<Arch>(cols.c[ud].data(), j);
             s = xsimd::fma(diff[ud], diff[ud], s);
         }
-        const F pu = F::load_aligned(p.vals.data() + e) * kern.u_of(s);
+        const F pv = F::load_aligned(p.vals.data() + e);
+        const F u = kern.u_of(s);
+        const F pu = pv * u;
         for (int d = 0; d < Dim; ++d) {
             const auto ud = static_cast<std::size_t>(d);
             acc[ud] = xsimd::fma(pu, diff[ud], acc[ud]);
         }
+        if constexpr (WithLog) al = xsimd::fma(pv, xsimd::log(u), al);
     }
     for (int d = 0; d < Dim; ++d) f[static_cast<std::size_t>(d)] = lanes_sum<Arch>(acc[static_cast<std::size_t>(d)]);
+    return lanes_sum<Arch>(al);
 }
 
-/// The exact gradient (see tsne_gradient.hpp for the formula) with float vectors. `kl` uses the double
-/// coordinates for sum p log w and the vector Z. p32: P prepared once (nullptr: prepared here).
+/// The exact gradient (see tsne_gradient.hpp for the formula) with float vectors. `kl`: sum p log w from
+/// the float distances of the attraction (log w = dof log u) and the vector Z. p32: P prepared once
+/// (nullptr: prepared here).
 template <int Dim, class Arch, bool UnitDof>
 void exact_gradient(const sparse_affinities& p, const tsne_csr32<Arch>* p32, const const_matrix_ref<double>& y,
                     matrix_ref<double> grad, double exaggeration, double dof, bool want_kl, double& z_out,
@@ -414,17 +423,10 @@ void exact_gradient(const sparse_affinities& p, const tsne_csr32<Arch>* p32, con
                 repulsion_tile<Dim, Arch, UnitDof, false, true>(cols, kern, i0, i1, j0, oi, oj);
             for (index_t i = i0; i < i1; ++i) {
                 const auto ui = static_cast<std::size_t>(i);
-                attraction_row<Dim, Arch, UnitDof>(*p32, cols, i, kern, attr[ui]);
-                if (!want_kl) continue;
-                double sum = 0.0;
-                for (auto e = p.indptr[ui]; e < p.indptr[ui + 1]; ++e) {
-                    const index_t j = p.indices[static_cast<std::size_t>(e)];
-                    double d2 = 0.0;
-                    for (int d = 0; d < Dim; ++d) d2 += (y(i, d) - y(j, d)) * (y(i, d) - y(j, d));
-                    // log w = -a log(1 + d² / a)
-                    sum += p.values[static_cast<std::size_t>(e)] * (-dof * std::log1p(d2 / dof));
-                }
-                plogw[ui] = sum;
+                if (want_kl)
+                    plogw[ui] = dof * attraction_row<Dim, Arch, UnitDof, true>(*p32, cols, i, kern, attr[ui]);
+                else
+                    attraction_row<Dim, Arch, UnitDof, false>(*p32, cols, i, kern, attr[ui]);
             }
         },
         12.0 * static_cast<double>(b) * static_cast<double>(b));
