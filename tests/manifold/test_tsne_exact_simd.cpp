@@ -46,8 +46,8 @@ double rel(const matrix<double>& a, const matrix<double>& b)
 
 TEST_CASE("tsne exact simd: gradient, Z and KL match the scalar reference (1-, 2-, 3-D, dof)")
 {
-    // 301 points: three tiles of ~100, the last one padded (masked lanes in diagonal and off-diagonal tiles).
-    for (index_t n : {5, 301}) {
+    // 801 points: three tiles of 272, the last one padded (masked lanes in diagonal and off-diagonal tiles).
+    for (index_t n : {5, 801}) {
         const matrix<float> x = clusters(n, 6, 3);
         const sparse_affinities p = tsne_affinities(x, n > 10 ? 15.0 : 2.0);
         for (int dims = 1; dims <= 3; ++dims)
@@ -94,11 +94,13 @@ TEST_CASE("tsne exact simd: coincident points and the kl_divergence reference")
 
 TEST_CASE("tsne exact simd: bit-identical across thread counts, and as good as the scalar run")
 {
-    const matrix<float> x = clusters(301, 10, 11);
+    // 801 points: three tiles, six tile pairs for the threads to share.
+    const index_t n = 801;
+    const matrix<float> x = clusters(n, 10, 11);
     const sparse_affinities p = tsne_affinities(x, 20.0);
-    const matrix<double> y = layout(301, 2, 5);
+    const matrix<double> y = layout(n, 2, 5);
     const int threads_before = max_threads();
-    matrix<double> g1(301, 2), g2(301, 2);
+    matrix<double> g1(n, 2), g2(n, 2);
     set_num_threads(1);
     const auto s1 = tsne_gradient_exact<simd_backend>(p, y, g1);
     set_num_threads(2);
@@ -122,7 +124,7 @@ TEST_CASE("tsne exact simd: bit-identical across thread counts, and as good as t
     // Scalar and simd runs drift apart (float rounding grows over iterations) but reach the same quality.
     const tsne_result rs = tsne<backend::scalar>(x, opt);
     CHECK(r1.kl == doctest::Approx(rs.kl).epsilon(0.02));
-    std::vector<std::int64_t> labels(301);
+    std::vector<std::int64_t> labels(static_cast<std::size_t>(n));
     for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<std::int64_t>(i % 4);
     CHECK(knn_accuracy(r1.embedding, labels, 10) > 0.99);
 }

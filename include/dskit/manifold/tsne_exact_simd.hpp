@@ -42,9 +42,11 @@ struct tsne_columns {
 
     explicit tsne_columns(const const_matrix_ref<double>& y) : n(y.rows())
     {
-        // At most 32 tiles (bounded memory for the slots), at least 128 points a tile (short setup per tile).
-        // The tiles then share the points evenly (padding below one vector a tile, not most of the last tile).
-        const index_t want = std::max<index_t>(128, (n + 31) / 32);
+        // At most 32 tiles (bounded memory for the slots), at least 384 points a tile: each pair of rows then
+        // runs the pair loop over hundreds of columns, so its start and its final reductions cost little
+        // (digits, N = 1797: 12% less time than with tiles of 128, 2 threads). The tiles then share the
+        // points evenly (padding below one vector a tile, not most of the last tile).
+        const index_t want = std::max<index_t>(384, (n + 31) / 32);
         const index_t count = std::max<index_t>(1, (n + want - 1) / want);
         tile = ((n + count - 1) / count + lanes - 1) / lanes * lanes;
         n_tiles = (n + tile - 1) / tile;
