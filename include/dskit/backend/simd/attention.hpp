@@ -60,12 +60,15 @@ struct kernel<ops::tag::attention, backend::simd<Arch>> {
             const index_t gn = std::min(per_pass, kv_heads - g0);
             parallel_for(
                 gn, [&](index_t g) { p.pack(k, v, g0 + g, g); }, static_cast<double>(len * d) * 2.0);
-            // Query heads [h0, h0 + hn) read these K/V heads. Tasks go out longest first (the last query
-            // blocks have the most keys under a causal mask), dynamically, so that uneven tasks balance.
+            // Query heads [h0, h0 + hn) read these K/V heads. Tasks go out head by head, so that the
+            // threads share one head's K and V while it is in cache (all heads' packed K/V, 32 MiB at
+            // N = 4096, d = 128, do not stay in cache; head-interleaved tasks measured ~7% slower), and
+            // within a head longest first (the last query blocks have the most keys under a causal mask),
+            // dynamically, so that uneven tasks balance.
             const index_t h0 = g0 * group, hn = gn * group, tasks = hn * q_blocks;
             const auto task = [&](index_t t) {
-                const index_t h = h0 + t % hn;
-                const index_t qb = q_blocks - 1 - t / hn;
+                const index_t h = h0 + t / q_blocks;
+                const index_t qb = q_blocks - 1 - t % q_blocks;
                 run_block(q, p, g0, heads, kv_heads, out, mod, gate, scale, h, qb * block_q,
                           std::min(block_q, n - qb * block_q));
             };
