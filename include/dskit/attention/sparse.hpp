@@ -127,7 +127,9 @@ void topk_attention(const const_matrix_ref<float>& q, const const_matrix_ref<flo
     parallel_for(
         heads * q_blocks,
         [&](index_t task) {
-            const index_t h = task % heads, g = h / group, i0 = task / heads * block;
+            // Head by head: consecutive tasks of a thread reuse one head's K/V in cache, and each thread's
+            // contiguous share holds whole heads, early and late (causal: short and long) query blocks alike.
+            const index_t h = task / q_blocks, g = h / group, i0 = task % q_blocks * block;
             const index_t rows = std::min(block, n - i0);
             const attention_mods::key_range kr = mod.keys(h, i0, i0 + rows, len);
             const index_t j0 = kr.begin, cols = std::max<index_t>(kr.end - kr.begin, 0);
@@ -210,7 +212,7 @@ void block_sparse_attention(const const_matrix_ref<float>& q, const const_matrix
     parallel_for(
         heads * q_blocks,
         [&](index_t task) {
-            const index_t h = task % heads, g = h / group, i0 = task / heads * sparse_query_block;
+            const index_t h = task / q_blocks, g = h / group, i0 = task % q_blocks * sparse_query_block; // as above
             const index_t rows = std::min(sparse_query_block, n - i0);
             const attention_mods::key_range kr = mod.keys(h, i0, i0 + rows, len);
             const index_t b_first = std::max<index_t>(kr.begin, 0) / kb;
