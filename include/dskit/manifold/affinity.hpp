@@ -142,8 +142,8 @@ inline sparse_affinities perplexity_affinities(const knn_graph& g, double perple
         40.0 * static_cast<double>(k));
 
     // P + P^T in CSR. Row i is the merge of its own neighbours (sorted by column here) with the rows j that
-    // list i (ascending j by construction), equal columns summed: a column appears at most twice (once from
-    // each side), and a + b == b + a, so the result is the same for any thread count.
+    // list i (ascending j by construction), equal columns summed. Each row is built from its own inputs
+    // alone, in a fixed order, so the result is the same for any thread count.
     std::vector<std::pair<index_t, double>> own(static_cast<std::size_t>(n * k));
     detail::parallel_for(
         n,
@@ -165,8 +165,8 @@ inline sparse_affinities perplexity_affinities(const knn_graph& g, double perple
             for (index_t c = 0; c < k; ++c)
                 rev[static_cast<std::size_t>(fill[static_cast<std::size_t>(g.indices(i, c))]++)] = {i, cond(i, c)};
     }
-    // Two passes over the merges: the length of each row, then (after the prefix sum) its entries. (A
-    // precomputed graph may list a neighbour twice: equal columns are summed whatever side they come from.)
+    // Two passes over the merges: the length of each row, then (after the prefix sum) its entries. A column
+    // normally comes once from each side; a precomputed graph that lists a neighbour twice adds more terms.
     const auto merge = [&](index_t i, auto&& emit) {
         const auto* a = own.data() + i * k;
         const auto* a_end = a + k;

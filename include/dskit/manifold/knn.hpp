@@ -172,7 +172,7 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
                     // i itself, so at least k others lie within it; without it the first 2k columns all
                     // entered and were cut back again and again while the bound tightened.
                     const index_t m = (2 * (k + 1) + w - 1) / w; // groups: lane l of vectors v = m q + r
-                    std::vector<float>& mins = group_mins;
+                    auto& mins = group_mins;                     // reused across rows
                     mins.assign(static_cast<std::size_t>(m * w), std::numeric_limits<float>::infinity());
                     for (index_t c = 0, v = 0; c + w <= cn; c += w, v = v + 1 == m ? 0 : v + 1) {
                         const fb key = fb::load_unaligned(nrm + c) - fb(2.0f) * fb::load_unaligned(dot + c);
