@@ -227,7 +227,9 @@ TEST_CASE("kernels: simd norms and gemm agree with scalar on random inputs")
         ops::linear<backend::scalar>(x, w, test::span_of(b), yr);
         CHECK(test::max_rel_error(ys, yr, std::sqrt(double(c))) < 1e-5);
         const matrix<float> ref = ops::matmul_nt<backend::scalar>(x, w).rowwise() + b.row(0);
-        CHECK(test::max_rel_error(yr, ref, 1e-3) < 1e-6);
+        // Relative to the terms' size (1), not the result's: compiled with FMA, the fused bias may round
+        // x w + b once where the reference rounds x w first (1.2e-6 of a result near 0.05 seen with -mavx2).
+        CHECK(test::max_rel_error(yr, ref, 1.0) < 1e-6);
         ops::linear<simd_b>(x, w, {}, yn);
         CHECK(test::max_rel_error(yn, ops::matmul_nt<backend::scalar>(x, w), std::sqrt(double(c))) < 1e-5);
     }

@@ -100,7 +100,7 @@ struct kernel<ops::tag::attention_decode, backend::simd<Arch>> {
                     for (; j + L <= cn; j += L) {
                         F acc[L];
                         for (index_t t = 0; t < L; ++t) acc[t] = dot(qr, kc + (j + t) * ldk, d);
-                        xsimd::haddp(acc).store_unaligned(sr + j);
+                        simd::haddp<Arch>(acc).store_unaligned(sr + j);
                     }
                     for (; j < cn; ++j) sr[j] = xsimd::hadd(dot(qr, kc + j * ldk, d));
                 }

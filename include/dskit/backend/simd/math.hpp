@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <utility>
 
 #include <xsimd/xsimd.hpp>
@@ -142,6 +143,32 @@ xsimd::batch<float, Arch> relu(const xsimd::batch<float, Arch>& x) noexcept
 {
     using F = xsimd::batch<float, Arch>;
     return xsimd::select(x < F(0.0f), F(0.0f), x);
+}
+
+/// The sums of L batches (L = lanes), sum t in lane t: xsimd::haddp, except on AVX-512, where xsimd 8.1
+/// returns them in the wrong lanes (2-3 swapped with 4-5, 10-11 with 12-13; Debian 12's version). There
+/// each batch is folded to its 8-lane sum and AVX's haddp, which is right, does the rest.
+template <class Arch>
+xsimd::batch<float, Arch> haddp(const xsimd::batch<float, Arch>* rows) noexcept
+{
+#if XSIMD_WITH_AVX512F && XSIMD_WITH_AVX2
+    if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+        using H = xsimd::batch<float, xsimd::avx2>;
+        const auto fold = [](__m512 a) {
+            return H(_mm256_add_ps(_mm512_castps512_ps256(a),
+                                   _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1))));
+        };
+        H lo[8], hi[8];
+        for (int t = 0; t < 8; ++t) {
+            lo[t] = fold(rows[t]);
+            hi[t] = fold(rows[t + 8]);
+        }
+        const __m256 l = xsimd::haddp(lo), h = xsimd::haddp(hi);
+        return _mm512_castpd_ps(
+            _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(l)), _mm256_castps_pd(h), 1));
+    }
+#endif
+    return xsimd::haddp(rows);
 }
 
 /// Largest lane (NaN lanes may or may not win; callers that care check for NaN separately).
