@@ -241,6 +241,25 @@ TEST_CASE_TEMPLATE("attention: large-magnitude inputs give finite outputs", B, b
     CHECK(normwise(attention<simd_b>(q, k, v, h, h), attention<backend::scalar>(q, k, v, h, h)) < 1e-4);
 }
 
+TEST_CASE_TEMPLATE("attention: scores far below the row maximum, and a NaN input, are handled like the reference", B,
+                   backend::scalar, simd_b)
+{
+    const index_t n = 70, l = 300, h = 2, d = 16;
+    const matrix<float> q = test::random_matrix(n, h * d, 71), k = test::random_matrix(l, h * d, 72),
+                        v = test::random_matrix(l, h * d, 73);
+    // ALiBi with steep slopes: most weights are below e^-87 (zero in float, or a subnormal).
+    const am::alibi steep(std::vector<float>{3.0f, 0.7f});
+    CHECK(normwise(attention<B>(q, k, v, h, h, steep), attention<backend::scalar>(q, k, v, h, h, steep)) < 1e-5);
+    // A NaN in one query: that query's output for its head is NaN; nothing else changes.
+    matrix<float> qn = q;
+    qn(5, 3) = std::numeric_limits<float>::quiet_NaN(); // head 0
+    const matrix<float> o = attention<B>(qn, k, v, h, h, steep), ref = attention<B>(q, k, v, h, h, steep);
+    for (index_t x = 0; x < d; ++x) CHECK(std::isnan(o(5, x)));
+    CHECK(o.block(5, d, 1, d) == ref.block(5, d, 1, d));
+    CHECK(o.topRows(5) == ref.topRows(5));
+    CHECK(o.bottomRows(n - 6) == ref.bottomRows(n - 6));
+}
+
 TEST_CASE("attention: bad shapes throw shape_error naming attention, the expected and the actual shape")
 {
     const matrix<float> q = test::random_matrix(5, 24), k = test::random_matrix(7, 24), v = test::random_matrix(7, 24);

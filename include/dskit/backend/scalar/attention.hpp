@@ -37,6 +37,7 @@ struct kernel<ops::tag::attention, backend::scalar> {
                 for (index_t i = 0; i < n; ++i) {
                     const attention_mods::key_range r = mod.keys(h, i, i + 1, len);
                     float m = -std::numeric_limits<float>::infinity();
+                    bool nan = false; // a NaN score (NaN in the inputs) makes the row NaN, not zeros
                     for (index_t j = r.begin; j < r.end; ++j) {
                         double dot = 0;
                         for (index_t c = 0; c < d; ++c)
@@ -44,6 +45,11 @@ struct kernel<ops::tag::attention, backend::scalar> {
                         const float x = mod.score(h, i, j, static_cast<float>(dot) * scale);
                         s[static_cast<std::size_t>(j)] = x;
                         m = x > m ? x : m;
+                        nan = nan || x != x;
+                    }
+                    if (nan) {
+                        for (index_t c = 0; c < d; ++c) out(i, h * d + c) = std::numeric_limits<float>::quiet_NaN();
+                        continue;
                     }
                     std::fill(acc.begin(), acc.end(), 0.0);
                     double sum = 0;

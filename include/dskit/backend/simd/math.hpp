@@ -100,6 +100,19 @@ inline xsimd::batch<float, Arch> exp(const xsimd::batch<float, Arch>& x) noexcep
     return simd::exp_in_range(x);
 }
 
+/// e^x for softmax weights, x <= 0: exp()'s fast path for every batch. Below -87 the result is 0 where
+/// exp() gives subnormals (at most 1.2e-38, nothing next to the weight 1 of the row's maximum), -inf gives
+/// 0 and NaN stays NaN. Attention scores spread far below their maximum (ALiBi and decay biases of
+/// hundreds, masked keys) sent whole batches down exp()'s general path.
+template <class Arch>
+inline xsimd::batch<float, Arch> exp_nonpositive(const xsimd::batch<float, Arch>& x) noexcept
+{
+    using F = xsimd::batch<float, Arch>;
+    // x - x: 0 for finite x, NaN for NaN (and for -inf, which the select then maps to 0).
+    const F r = simd::exp_in_range(xsimd::max(x, F(-87.0f))) + (x - x);
+    return xsimd::select(x < F(-87.0f), F(0.0f), r);
+}
+
 /// Logistic sigmoid 1 / (1 + e^-x), stable for any |x|: e^-|x| never overflows, and for x < 0
 /// the result is e^x / (1 + e^x), so tiny results keep their relative accuracy.
 template <class Arch>
