@@ -185,41 +185,24 @@ xsimd::batch<float, Arch> haddp(const xsimd::batch<float, Arch>* rows) noexcept
 }
 
 namespace reduce_detail {
-struct max_op {
+/// max (Max) or min of two floats or two x86 vectors.
+template <bool Max>
+struct extremum {
     template <class T>
     T operator()(T a, T b) const noexcept
     {
-        return b > a ? b : a;
+        return Max ? (b > a ? b : a) : (b < a ? b : a);
     }
 #if XSIMD_WITH_SSE2
     __m128 operator()(__m128 a, __m128 b) const noexcept
     {
-        return _mm_max_ps(a, b);
+        return Max ? _mm_max_ps(a, b) : _mm_min_ps(a, b);
     }
 #endif
 #if XSIMD_WITH_AVX
     __m256 operator()(__m256 a, __m256 b) const noexcept
     {
-        return _mm256_max_ps(a, b);
-    }
-#endif
-};
-struct min_op {
-    template <class T>
-    T operator()(T a, T b) const noexcept
-    {
-        return b < a ? b : a;
-    }
-#if XSIMD_WITH_SSE2
-    __m128 operator()(__m128 a, __m128 b) const noexcept
-    {
-        return _mm_min_ps(a, b);
-    }
-#endif
-#if XSIMD_WITH_AVX
-    __m256 operator()(__m256 a, __m256 b) const noexcept
-    {
-        return _mm256_min_ps(a, b);
+        return Max ? _mm256_max_ps(a, b) : _mm256_min_ps(a, b);
     }
 #endif
 };
@@ -266,14 +249,14 @@ float reduce(const xsimd::batch<float, Arch>& v, Op op) noexcept
 template <class Arch>
 float reduce_max(const xsimd::batch<float, Arch>& v) noexcept
 {
-    return reduce_detail::reduce(v, reduce_detail::max_op{});
+    return reduce_detail::reduce(v, reduce_detail::extremum<true>{});
 }
 
 /// Smallest lane (NaN lanes may or may not win).
 template <class Arch>
 float reduce_min(const xsimd::batch<float, Arch>& v) noexcept
 {
-    return reduce_detail::reduce(v, reduce_detail::min_op{});
+    return reduce_detail::reduce(v, reduce_detail::extremum<false>{});
 }
 
 } // namespace dskit::detail::simd
