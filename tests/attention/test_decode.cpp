@@ -3,7 +3,9 @@
 // independence; fully masked rows; shape errors.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include <dskit/attention/decode.hpp>
@@ -94,6 +96,20 @@ TEST_CASE("attention_decode: a fully masked row gives zeros, a cache of length 0
     CHECK(test::max_rel_error(out, ref, 1e-2) < 1e-5);
     const matrix<float> empty_k(0, heads * d), empty_v(0, heads * d);
     CHECK(attention_decode<simd_b>(q, empty_k, empty_v, heads, heads).isZero(0.0f));
+}
+
+TEST_CASE("attention_decode: a NaN in a new query gives NaN in its output, as the fused kernel does")
+{
+    const index_t heads = 4, kv = 2, d = 16;
+    matrix<float> q = test::random_matrix(2, heads * d, 17);
+    const matrix<float> k = test::random_matrix(700, kv * d, 18), v = test::random_matrix(700, kv * d, 19);
+    q(1, 2 * d + 5) = std::numeric_limits<float>::quiet_NaN(); // head 2 of the second token
+    const matrix<float> out = attention_decode<simd_b>(q, k, v, heads, kv);
+    const matrix<float> ref = attention<backend::scalar>(q, k, v, heads, kv);
+    for (index_t x = 0; x < d; ++x) CHECK(std::isnan(out(1, 2 * d + x)));
+    CHECK(out.row(0) == attention_decode<simd_b>(matrix<float>(q.topRows(1)), k, v, heads, kv));
+    CHECK(test::max_rel_error(out.row(0), ref.row(0), 1e-2) < 1e-5);
+    CHECK(std::isnan(ref(1, 2 * d)));
 }
 
 TEST_CASE("attention_decode: bad shapes throw shape_error naming attention")

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -128,6 +129,15 @@ TEST_CASE("sparse_attention: masked rows give zeros; bad options throw value_err
     CHECK(sparse_attention<simd_b>(q, k, v, 1, 1, topk_keys{8}, am::key_mask{none}).isZero(0.0f));
     CHECK(sparse_attention<simd_b>(q, k, v, 1, 1, block_sparse{}, am::key_mask{none}).isZero(0.0f));
     CHECK(sparse_attention<simd_b>(q, k, v, 1, 1, topk_keys{8}, am::causal{-1}).row(0).isZero(0.0f));
+    // A NaN query gives NaN, not a silent zero row (as the dense kernel).
+    matrix<float> qn = q;
+    qn(2, 7) = std::numeric_limits<float>::quiet_NaN();
+    for (const matrix<float>& o : {sparse_attention<simd_b>(qn, k, v, 1, 1, topk_keys{8}),
+                                   sparse_attention<simd_b>(qn, k, v, 1, 1, block_sparse{}),
+                                   sparse_attention<backend::scalar>(qn, k, v, 1, 1, topk_keys{8})}) {
+        CHECK(o.row(2).array().isNaN().all());
+        CHECK(o.row(1).allFinite());
+    }
     CHECK_THROWS_AS(sparse_attention<simd_b>(q, k, v, 1, 1, topk_keys{0}), value_error);
     CHECK_THROWS_AS(sparse_attention<simd_b>(q, k, v, 1, 1, block_sparse{.keep = 0.0}), value_error);
     CHECK_THROWS_AS(sparse_attention<simd_b>(q, k, v, 1, 1, block_sparse{.block = 0}), value_error);

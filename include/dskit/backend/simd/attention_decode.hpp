@@ -113,9 +113,11 @@ struct kernel<ops::tag::attention_decode, backend::simd<Arch>> {
                     float m = neg_inf;
                     for (index_t j = 0; j < cn; ++j) m = std::max(m, sr[j]);
                     pm[r] = m;
-                    if (m == neg_inf) { // the whole chunk is masked for this row
+                    if (m == neg_inf) { // the whole chunk is masked for this row, or its scores are NaN
+                        pl[r] = std::any_of(sr, sr + cn, [](float x) { return x != x; })
+                                    ? std::numeric_limits<float>::quiet_NaN()
+                                    : 0.0f;
                         std::fill(sr, sr + cn, 0.0f);
-                        pl[r] = 0.0f;
                         continue;
                     }
                     const F mb(m);
@@ -152,8 +154,16 @@ struct kernel<ops::tag::attention_decode, backend::simd<Arch>> {
                 const index_t g = gr / rows, r = gr % rows, hh = r / t_new, t = r % t_new;
                 float* dst = out.data() + t * out.outerStride() + (g * group + hh) * d;
                 float mx = neg_inf;
-                for (index_t c = 0; c < chunks; ++c)
-                    mx = std::max(mx, part_m[static_cast<std::size_t>((g * chunks + c) * rows + r)]);
+                bool nan = false; // NaN scores (NaN in the inputs): a NaN row, as the other kernels give
+                for (index_t c = 0; c < chunks; ++c) {
+                    const auto idx = static_cast<std::size_t>((g * chunks + c) * rows + r);
+                    mx = std::max(mx, part_m[idx]);
+                    nan = nan || part_l[idx] != part_l[idx];
+                }
+                if (nan) {
+                    std::fill(dst, dst + d, std::numeric_limits<float>::quiet_NaN());
+                    return;
+                }
                 if (mx == neg_inf) { // every key masked: zeros, as the other kernels give
                     std::fill(dst, dst + d, 0.0f);
                     return;
