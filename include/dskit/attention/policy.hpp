@@ -289,3 +289,12 @@ template <class... Mods>
 combine(Mods...) -> combine<Mods...>;
 
 } // namespace dskit::attention_mods
+
+namespace dskit::detail {
+/// Whether a row of scores holds a NaN (NaN in the inputs). Every attention kernel then gives that query
+/// a NaN row, where a row with no finite score for other reasons (every key masked) gives zeros.
+inline bool any_nan(const float* scores, index_t n)
+{
+    return std::any_of(scores, scores + n, [](float x) { return x != x; });
+}
+} // namespace dskit::detail

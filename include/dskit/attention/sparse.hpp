@@ -162,8 +162,7 @@ void topk_attention(const const_matrix_ref<float>& q, const const_matrix_ref<flo
                 float m = sparse_neg_inf;
                 for (const index_t c : idx) m = std::max(m, row[c]);
                 if (m == sparse_neg_inf) { // only masked keys: no weight anywhere (NaN scores: a NaN row)
-                    const bool nan = std::any_of(row, row + cols, [](float x) { return x != x; });
-                    std::fill(o, o + d, nan ? std::numeric_limits<float>::quiet_NaN() : 0.0f);
+                    std::fill(o, o + d, any_nan(row, cols) ? std::numeric_limits<float>::quiet_NaN() : 0.0f);
                     continue;
                 }
                 std::fill(acc, acc + d, 0.0f);

@@ -26,7 +26,7 @@
 #include "dskit/backend/tags.hpp"
 #include "dskit/config.hpp"
 #include "dskit/core/matrix.hpp"
-#include "dskit/core/page_buffer.hpp"
+#include "dskit/core/uninitialized_buffer.hpp"
 #include "dskit/core/parallel.hpp"
 
 namespace dskit::detail {
@@ -91,8 +91,7 @@ struct kernel<ops::tag::attention, backend::simd<Arch>> {
 private:
     struct packed_kv {
         index_t len, d, dp, lp;
-        // Uninitialised (pack writes every entry), on huge pages where the system offers them.
-        page_buffer<float> kt, vp;
+        uninitialized_buffer<float> kt, vp; // pack writes every entry
 
         static index_t floats_per_head(index_t len_, index_t d_)
         {
@@ -267,7 +266,7 @@ private:
                 if (m_new == neg_inf) {
                     // Nothing visible yet for this query: no weight, and nothing to rescale; unless the
                     // scores are NaN (NaN in the inputs): then l becomes NaN, and so does the output row.
-                    if (std::any_of(row, row + cols, [](float x) { return x != x; }))
+                    if (any_nan(row, cols))
                         buf.l[static_cast<std::size_t>(r)] = std::numeric_limits<float>::quiet_NaN();
                     std::fill(row, row + cols, 0.0f);
                     continue;

@@ -114,9 +114,7 @@ struct kernel<ops::tag::attention_decode, backend::simd<Arch>> {
                     for (index_t j = 0; j < cn; ++j) m = std::max(m, sr[j]);
                     pm[r] = m;
                     if (m == neg_inf) { // the whole chunk is masked for this row, or its scores are NaN
-                        pl[r] = std::any_of(sr, sr + cn, [](float x) { return x != x; })
-                                    ? std::numeric_limits<float>::quiet_NaN()
-                                    : 0.0f;
+                        pl[r] = any_nan(sr, cn) ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
                         std::fill(sr, sr + cn, 0.0f);
                         continue;
                     }

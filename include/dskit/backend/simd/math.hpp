@@ -158,6 +158,18 @@ xsimd::batch<float, Arch> relu(const xsimd::batch<float, Arch>& x) noexcept
     return xsimd::select(x < F(0.0f), F(0.0f), x);
 }
 
+#if XSIMD_WITH_AVX512F
+/// The low and high 8 lanes of a 16-lane vector (AVX512F alone has no float extract of 8 lanes).
+inline __m256 low_half(__m512 a) noexcept
+{
+    return _mm512_castps512_ps256(a);
+}
+inline __m256 high_half(__m512 a) noexcept
+{
+    return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+}
+#endif
+
 /// The sums of L batches (L = lanes), sum t in lane t: xsimd::haddp, except on AVX-512, where xsimd 8.1
 /// returns them in the wrong lanes (2-3 swapped with 4-5, 10-11 with 12-13; Debian 12's version). There
 /// each batch is folded to its 8-lane sum and AVX's haddp, which is right, does the rest.
@@ -167,10 +179,7 @@ xsimd::batch<float, Arch> haddp(const xsimd::batch<float, Arch>* rows) noexcept
 #if XSIMD_WITH_AVX512F && XSIMD_WITH_AVX2
     if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
         using H = xsimd::batch<float, xsimd::avx2>;
-        const auto fold = [](__m512 a) {
-            return H(_mm256_add_ps(_mm512_castps512_ps256(a),
-                                   _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1))));
-        };
+        const auto fold = [](__m512 a) { return H(_mm256_add_ps(low_half(a), high_half(a))); };
         H lo[8], hi[8];
         for (int t = 0; t < 8; ++t) {
             lo[t] = fold(rows[t]);
@@ -223,8 +232,7 @@ float reduce(const xsimd::batch<float, Arch>& v, Op op) noexcept
 #if XSIMD_WITH_AVX512F && XSIMD_WITH_AVX
     if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
         const __m512 x = v;
-        const __m256 y =
-            op(_mm512_castps512_ps256(x), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+        const __m256 y = op(low_half(x), high_half(x));
         return finish(op(_mm256_castps256_ps128(y), _mm256_extractf128_ps(y, 1)));
     }
 #endif

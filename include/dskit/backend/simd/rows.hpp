@@ -90,6 +90,19 @@ void store_stream(float* p, const xsimd::batch<float, Arch>& v) noexcept
     v.store_unaligned(p);
 }
 
+/// Whether large outputs of slow element-wise functions (SiLU, GELU) are streamed too (map_rows). Not with
+/// AVX-512: measured on Zen 4, where one line is one vector, SiLU took 6.3 ms with ordinary stores, 8.5 ms
+/// streamed directly and 9.6 ms through a chunk (4096 x 4096, one core); exp and softmax still gain from
+/// streaming there (softmax 10.2 -> 8.9 ms).
+template <class Arch>
+constexpr bool stream_slow_results() noexcept
+{
+#if XSIMD_WITH_AVX512F
+    if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) return false;
+#endif
+    return stream_alignment<Arch>() != 0;
+}
+
 /// Makes the non-temporal stores of this thread visible before it moves on.
 template <class Arch>
 void stream_fence() noexcept
@@ -154,18 +167,14 @@ void write_row(float* y, index_t n, bool stream, G&& g)
 /// (SiLU, GELU) interleaved with non-temporal stores stalled on the write-combining buffers (SiLU 40%
 /// slower than with cached stores), so its results go through an L1-sized chunk with ordinary stores
 /// first and a tight loop streams the chunk out (measured on Zen 3: exp 11 ms direct vs 14 ms chunked,
-/// SiLU 28 ms direct vs 18 ms chunked, for 4096 x 4096 on one core). With AVX-512 (measured on Zen 4,
-/// where one line is one vector) a slow f keeps ordinary stores: SiLU 6.3 ms cached, 8.5 ms streamed
-/// directly, 9.6 ms chunked, one core; exp and softmax still gain from streaming (softmax 10.2 -> 8.9 ms).
+/// SiLU 28 ms direct vs 18 ms chunked, for 4096 x 4096 on one core). Where stream_slow_results<Arch>() is
+/// false, a slow f keeps ordinary stores.
 template <class Arch, class F>
 void map_rows(const const_matrix_ref<float>& in, matrix_ref<float>& out, F f, double work_per_element)
 {
     constexpr index_t L = lanes_v<Arch>;
     constexpr index_t chunk = 1024; // floats: 4 KiB, in L1 with its input
-    bool stream = use_stream<Arch>(out, in.data());
-#if XSIMD_WITH_AVX512F
-    if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) stream = stream && work_per_element <= 4.0;
-#endif
+    const bool stream = use_stream<Arch>(out, in.data()) && (work_per_element <= 4.0 || stream_slow_results<Arch>());
     const index_t cols = in.cols();
     parallel_for(
         in.rows(),
