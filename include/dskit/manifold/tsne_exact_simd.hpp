@@ -36,6 +36,7 @@ struct tsne_columns {
     static constexpr index_t lanes = static_cast<index_t>(xsimd::batch<float, Arch>::size);
     using column = std::vector<float, xsimd::aligned_allocator<float>>;
     index_t n = 0, tile = 0, n_tiles = 0, n_pad = 0;
+    index_t tile_padding = 0; ///< padding points, all at the end of the last tile
     std::array<column, Dim> c;
     column valid;
     column xy; ///< 2-D only: x0 y0 x1 y1 ... (one 8-byte load per partner in the attraction)
@@ -51,6 +52,7 @@ struct tsne_columns {
         tile = ((n + count - 1) / count + lanes - 1) / lanes * lanes;
         n_tiles = (n + tile - 1) / tile;
         n_pad = n_tiles * tile;
+        tile_padding = n_pad - n;
         for (int d = 0; d < Dim; ++d) {
             c[static_cast<std::size_t>(d)].assign(static_cast<std::size_t>(n_pad), 0.0f);
             for (index_t i = 0; i < n; ++i)
@@ -169,7 +171,10 @@ void repulsion_rows(const tsne_columns<Dim, Arch>& cols, const tsne_simd_kernel<
     for (int d = 0; d < Dim; ++d) col[d] = cols.col(d, j0);
     for (index_t jb = jb0; jb < b; jb += L) {
         F yj[Dim], g[Dim];
-        for (int d = 0; d < Dim; ++d) yj[d] = F::load_aligned(col[d] + jb);
+        for (int d = 0; d < Dim; ++d) {
+            yj[d] = F::load_aligned(col[d] + jb);
+            g[d] = F(0.0f); // overwritten by row 0 (GCC 12 cannot see that through the masking branch)
+        }
         for (int r = 0; r < R; ++r) {
             F diff[Dim];
             F s = kern.start();
@@ -180,9 +185,11 @@ void repulsion_rows(const tsne_columns<Dim, Arch>& cols, const tsne_simd_kernel<
             F wu;
             F w = kern.weights_of(s, wu);
             if constexpr (Masked) {
-                const F v = F::load_aligned(cols.valid.data() + j0 + jb);
-                w *= v;
-                wu *= v;
+                if (jb + L > b - cols.tile_padding) { // only the vectors that hold padding
+                    const F v = F::load_aligned(cols.valid.data() + j0 + jb);
+                    w *= v;
+                    wu *= v;
+                }
             }
             if constexpr (Diagonal) {
                 if (jb == jb0) { // lanes j <= i + r: the point itself and pairs the earlier rows visit
@@ -282,8 +289,75 @@ xsimd::batch<float, Arch> gather(const float* src, const xsimd::batch<std::int32
     if constexpr (std::is_base_of_v<xsimd::avx2, Arch> && xsimd::batch<float, Arch>::size == 8)
         return _mm256_i32gather_ps(src, index, sizeof(float));
 #endif
+#if XSIMD_WITH_AVX512F
+    // AVX-512: sixteen scalar loads. Both xsimd 8's gather (lane inserts through a call) and the gather
+    // instruction are slower on Zen 4: 29 cycles for an x and a y vector this way, 42 by two vgatherdps
+    // (micro-benchmark, 112 partners per row).
+    if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+        alignas(64) std::int32_t j[16];
+        index.store_aligned(j);
+        return _mm512_set_ps(src[j[15]], src[j[14]], src[j[13]], src[j[12]], src[j[11]], src[j[10]], src[j[9]],
+                             src[j[8]], src[j[7]], src[j[6]], src[j[5]], src[j[4]], src[j[3]], src[j[2]], src[j[1]],
+                             src[j[0]]);
+    }
+#endif
     return xsimd::batch<float, Arch>::gather(src, index);
 }
+
+/// Whether pair_partners below serves Arch: 8-lane AVX and 16-lane AVX-512.
+template <class Arch>
+constexpr bool has_pair_partners() noexcept
+{
+    constexpr std::size_t lanes = xsimd::batch<float, Arch>::size;
+#if XSIMD_WITH_AVX512F
+    if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) return lanes == 16;
+#endif
+#if XSIMD_WITH_AVX
+    if constexpr (std::is_base_of_v<xsimd::avx, Arch>) return lanes == 8;
+#endif
+    return false;
+}
+
+#if XSIMD_WITH_AVX
+/// x_j0 y_j0 x_j1 y_j1 from the interleaved coordinates.
+inline __m128 two_partners(const float* xy, std::int32_t j0, std::int32_t j1) noexcept
+{
+    const auto* p0 = reinterpret_cast<const double*>(xy + 2 * static_cast<std::ptrdiff_t>(j0));
+    const auto* p1 = reinterpret_cast<const double*>(xy + 2 * static_cast<std::ptrdiff_t>(j1));
+    return _mm_castpd_ps(_mm_loadh_pd(_mm_load_sd(p0), p1));
+}
+
+/// The x and the y vector of partners c[0 .. L) of a 2-D embedding: one 8-byte load of (x, y) per partner,
+/// then shuffles into x and y. Faster than the gather instruction (slow on several x86 cores: on Zen 4 21
+/// cycles per sixteen partners this way against 46 with two vgatherdpd, micro-benchmark with 112 partners a
+/// row) and than pairs of partners in one vector (each lane pair computing the same distance).
+template <class Arch>
+void pair_partners(const float* xy, const std::int32_t* c, xsimd::batch<float, Arch>& x,
+                   xsimd::batch<float, Arch>& y) noexcept
+{
+    static_assert(has_pair_partners<Arch>());
+    if constexpr (xsimd::batch<float, Arch>::size == 8) {
+        // Partners 0 1 4 5 and 2 3 6 7 as (x, y) pairs, then split into x and y in partner order.
+        const __m256 a = _mm256_set_m128(two_partners(xy, c[4], c[5]), two_partners(xy, c[0], c[1]));
+        const __m256 b = _mm256_set_m128(two_partners(xy, c[6], c[7]), two_partners(xy, c[2], c[3]));
+        x = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+        y = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+#if XSIMD_WITH_AVX512F
+    else {
+        const auto eight = [&](const std::int32_t* q) { // partners q[0 .. 8) as (x, y) pairs, in order
+            const __m256 lo = _mm256_set_m128(two_partners(xy, q[2], q[3]), two_partners(xy, q[0], q[1]));
+            const __m256 hi = _mm256_set_m128(two_partners(xy, q[6], q[7]), two_partners(xy, q[4], q[5]));
+            return _mm512_castpd_ps(
+                _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+        };
+        const __m512 a = eight(c), b = eight(c + 8);
+        x = _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b);
+        y = _mm512_permutex2var_ps(a, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), b);
+    }
+#endif
+}
+#endif
 
 /// Attraction on point i over P's row: f = sum_j p_ij u_ij (y_i - y_j), partners gathered into vectors.
 /// WithLog: also returns sum_j p_ij log u_ij (KL's data term; float logs, ~1e-7 relative), else 0.
@@ -295,26 +369,14 @@ double attraction_row(const tsne_csr32<Arch>& p, const tsne_columns<Dim, Arch>& 
     using I = xsimd::batch<std::int32_t, Arch>;
     constexpr index_t L = tsne_columns<Dim, Arch>::lanes;
 #if XSIMD_WITH_AVX
-    // 2-D on 8-lane AVX: each partner's (x, y) is one 8-byte load, eight partners split into an x and a y
-    // vector by two shuffles; this beats the gather instruction (slow on several x86 cores) and pairs of
-    // partners in one vector (each lane pair computing the same distance).
-    if constexpr (Dim == 2 && std::is_base_of_v<xsimd::avx, Arch> && L == 8) {
-        const float* xy = cols.xy.data();
-        const auto two = [&](std::int32_t j0, std::int32_t j1) { // x_j0 y_j0 x_j1 y_j1
-            const auto* p0 = reinterpret_cast<const double*>(xy + 2 * static_cast<std::ptrdiff_t>(j0));
-            const auto* p1 = reinterpret_cast<const double*>(xy + 2 * static_cast<std::ptrdiff_t>(j1));
-            return _mm_castpd_ps(_mm_loadh_pd(_mm_load_sd(p0), p1));
-        };
+    if constexpr (Dim == 2 && has_pair_partners<Arch>()) {
         const F xi(cols.at(0, i)), yi(cols.at(1, i));
         F ax(0.0f), ay(0.0f), al(0.0f);
         const index_t end = p.start[static_cast<std::size_t>(i) + 1];
         for (index_t e = p.start[static_cast<std::size_t>(i)]; e < end; e += L) {
-            const std::int32_t* c = p.cols.data() + e;
-            // Partners 0 1 4 5 and 2 3 6 7 as (x, y) pairs, then split into x and y in partner order.
-            const __m256 a = _mm256_set_m128(two(c[4], c[5]), two(c[0], c[1]));
-            const __m256 b = _mm256_set_m128(two(c[6], c[7]), two(c[2], c[3]));
-            const F dx = xi - F(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
-            const F dy = yi - F(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+            F xj, yj;
+            pair_partners<Arch>(cols.xy.data(), p.cols.data() + e, xj, yj);
+            const F dx = xi - xj, dy = yi - yj;
             const F pv = F::load_aligned(p.vals.data() + e);
             const F u = kern.u_of(xsimd::fma(dy, dy, xsimd::fma(dx, dx, kern.start())));
             const F pu = pv * u;
