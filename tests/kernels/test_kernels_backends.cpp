@@ -1,9 +1,11 @@
 // simd against the scalar reference, edge values, in-place and strided calls, argument errors.
 #include "kernel_test_util.hpp"
 
+#include <cstdint>
 #include <limits>
 #include <vector>
 
+#include <dskit/backend/simd/math.hpp>
 #include <dskit/core/parallel.hpp>
 
 using namespace dskit;
@@ -291,6 +293,20 @@ TEST_CASE("kernels: streamed softmax into an unaligned view of odd width, with m
     matrix<float> rest = x;
     rest.row(33).setZero();
     CHECK(rel(ops::softmax_rows<simd_b>(rest), ops::softmax_rows<backend::scalar>(rest)) < 1e-6);
+}
+
+TEST_CASE("kernels: lane_mask sets bit l exactly where lane l of a comparison is true")
+{
+    using F = xsimd::batch<float>;
+    constexpr std::size_t n = F::size;
+    alignas(64) float v[n];
+    for (std::uint32_t pattern : {0u, 1u, 0x5555u, 0xa5a5u, 0xffffu, 0x8001u, 0x1234u}) {
+        for (std::size_t l = 0; l < n; ++l) v[l] = (pattern >> (l % 16)) & 1u ? -1.0f : 1.0f;
+        std::uint32_t want = 0;
+        for (std::size_t l = 0; l < n; ++l)
+            if (v[l] < 0.0f) want |= 1u << l;
+        CHECK(detail::simd::lane_mask(F::load_aligned(v) < F(0.0f)) == want);
+    }
 }
 
 TEST_CASE("kernels: wrong shapes, bad eps and overlapping outputs throw errors that name the operation")

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <xsimd/xsimd.hpp>
+
 #include "dskit/core/error.hpp"
 #include "dskit/core/matrix.hpp"
 #include "dskit/core/parallel.hpp"
@@ -80,16 +82,28 @@ inline void calibrate_row(const float* sq_dist, index_t k, double perplexity, do
         std::fill(p, p + k, 1.0 / static_cast<double>(k));
         return;
     }
+    // The shifted distances, in p until the end (the passes need only the sums); exp in double vectors.
+    for (index_t j = 0; j < k; ++j) p[j] = static_cast<double>(sq_dist[j]) - dmin;
+    using B = xsimd::batch<double>;
+    constexpr auto w = static_cast<index_t>(B::size);
     double beta = static_cast<double>(k) / dsum0, lo = 0.0, hi = std::numeric_limits<double>::infinity();
     for (int step = 0; step < 200; ++step) {
-        double sum = 0.0, dsum = 0.0, d2sum = 0.0;
-        for (index_t j = 0; j < k; ++j) {
-            const double d = static_cast<double>(sq_dist[j]) - dmin;
-            const double e = std::exp(-beta * d);
-            p[j] = e;
+        B vsum(0.0), vdsum(0.0), vd2sum(0.0);
+        const B nb(-beta);
+        index_t j = 0;
+        for (; j + w <= k; j += w) {
+            const B d = B::load_unaligned(p + j);
+            const B e = xsimd::exp(nb * d);
+            vsum += e;
+            vdsum = xsimd::fma(d, e, vdsum);
+            vd2sum = xsimd::fma(d * d, e, vd2sum);
+        }
+        double sum = xsimd::hadd(vsum), dsum = xsimd::hadd(vdsum), d2sum = xsimd::hadd(vd2sum);
+        for (; j < k; ++j) {
+            const double e = std::exp(-beta * p[j]);
             sum += e;
-            dsum += d * e;
-            d2sum += d * d * e;
+            dsum += p[j] * e;
+            d2sum += p[j] * p[j] * e;
         }
         const double mean = dsum / sum;
         const double gap = std::log(sum) + beta * mean - target; // sum >= 1: the nearest term is exp(0)
@@ -103,7 +117,7 @@ inline void calibrate_row(const float* sq_dist, index_t k, double perplexity, do
     }
     double sum = 0.0;
     for (index_t j = 0; j < k; ++j) {
-        p[j] = std::exp(-beta * (static_cast<double>(sq_dist[j]) - dmin));
+        p[j] = std::exp(-beta * p[j]);
         sum += p[j];
     }
     for (index_t j = 0; j < k; ++j) p[j] /= sum;

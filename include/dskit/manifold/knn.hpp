@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -19,6 +20,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "dskit/backend/simd/math.hpp"
 #include "dskit/core/error.hpp"
 #include "dskit/core/matrix.hpp"
 #include "dskit/core/parallel.hpp"
@@ -182,13 +184,14 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
                     std::nth_element(mins.begin(), mins.begin() + k, mins.end());
                     thr = mins[static_cast<std::size_t>(k)];
                 }
-                // Nearly every candidate is rejected: test a batch against the bound at once (the keys are
-                // floats, so this selects exactly what the one-by-one test would).
+                // Most candidates are rejected: test a batch against the bound at once and visit only the lanes
+                // it lets through (the keys are floats, so this selects exactly what the one-by-one test would;
+                // consider() tests again against the bound as it tightens).
                 index_t c = 0;
                 for (; c + w <= cn; c += w) {
                     const fb key = fb::load_unaligned(nrm + c) - fb(2.0f) * fb::load_unaligned(dot + c);
-                    if (xsimd::any(key <= fb(thr)))
-                        for (index_t t = c; t < c + w; ++t) consider(t);
+                    for (std::uint32_t m = detail::simd::lane_mask(key <= fb(thr)); m != 0; m &= m - 1)
+                        consider(c + std::countr_zero(m));
                 }
                 for (; c < cn; ++c) consider(c);
             }

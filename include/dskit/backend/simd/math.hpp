@@ -4,6 +4,7 @@
 // different -m flags never share a definition (no ODR clash between, say, sse2 and avx2 code).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
@@ -156,6 +157,29 @@ xsimd::batch<float, Arch> relu(const xsimd::batch<float, Arch>& x) noexcept
 {
     using F = xsimd::batch<float, Arch>;
     return xsimd::select(x < F(0.0f), F(0.0f), x);
+}
+
+/// Bit l set where lane l of m is true (xsimd 8 has no such call): a loop over the set bits visits only the
+/// lanes a test let through.
+template <class Arch>
+std::uint32_t lane_mask(const xsimd::batch_bool<float, Arch>& m) noexcept
+{
+#if XSIMD_WITH_AVX512F
+    if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) return static_cast<std::uint32_t>(m.data);
+#endif
+#if XSIMD_WITH_AVX
+    if constexpr (std::is_base_of_v<xsimd::avx, Arch>) return static_cast<std::uint32_t>(_mm256_movemask_ps(m));
+#endif
+#if XSIMD_WITH_SSE2
+    if constexpr (std::is_base_of_v<xsimd::sse2, Arch>) return static_cast<std::uint32_t>(_mm_movemask_ps(m));
+#endif
+    constexpr std::size_t n = xsimd::batch<float, Arch>::size;
+    static_assert(n <= 32);
+    alignas(64) std::array<bool, n> lanes{};
+    m.store_unaligned(lanes.data());
+    std::uint32_t bits = 0;
+    for (std::size_t l = 0; l < n; ++l) bits |= static_cast<std::uint32_t>(lanes[l]) << l;
+    return bits;
 }
 
 #if XSIMD_WITH_AVX512F
