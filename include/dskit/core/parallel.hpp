@@ -47,5 +47,21 @@ void parallel_for(index_t n, F&& f, double work_per_item = 1e6)
 #endif
 }
 
+/// As parallel_for, but each thread takes the next index when it finishes one (schedule(dynamic)): for
+/// items of unequal cost, listed largest first, so that the threads finish together. f(i) must give the
+/// same result whichever thread runs it (as everywhere in dskit).
+template <class F>
+void parallel_for_dynamic(index_t n, F&& f, double work_per_item = 1e6)
+{
+#if DSKIT_HAS_OPENMP
+    const bool go_parallel = n > 1 && static_cast<double>(n) * work_per_item >= 32768.0 && !omp_in_parallel();
+#pragma omp parallel for schedule(dynamic, 1) if (go_parallel)
+    for (index_t i = 0; i < n; ++i) f(i);
+#else
+    (void)work_per_item;
+    for (index_t i = 0; i < n; ++i) f(i);
+#endif
+}
+
 } // namespace detail
 } // namespace dskit
