@@ -153,11 +153,19 @@ struct kernel<ops::tag::softmax, backend::simd<Arch>> {
         void advance(index_t lines) noexcept
         {
             if (!y) return;
-            for (index_t l = 0; l < lines && pos < body_end; ++l, pos += line) {
+            // Locals, not members: the non-temporal store intrinsics may alias anything, so members were
+            // reloaded after every store.
+            float* const out = y;
+            const float* const src = e;
+            const F scale = inv;
+            index_t at = pos;
+            const index_t end = body_end;
+            for (index_t l = 0; l < lines && at < end; ++l, at += line) {
                 F v[per_line];
-                for (index_t b = 0; b < per_line; ++b) v[b] = F::load_unaligned(e + pos + b * L) * inv;
-                for (index_t b = 0; b < per_line; ++b) simd::store_stream<Arch>(y + pos + b * L, v[b]);
+                for (index_t b = 0; b < per_line; ++b) v[b] = F::load_unaligned(src + at + b * L) * scale;
+                for (index_t b = 0; b < per_line; ++b) simd::store_stream<Arch>(out + at + b * L, v[b]);
             }
+            pos = at;
         }
         void finish() noexcept
         {
