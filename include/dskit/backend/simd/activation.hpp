@@ -15,42 +15,42 @@ struct elementwise_kernel {
 };
 struct exp_fn {
     template <class B>
-    B operator()(const B& x) const noexcept
+    DSKIT_FORCE_INLINE B operator()(const B& x) const noexcept
     {
         return simd::exp(x);
     }
 };
 struct sigmoid_fn {
     template <class B>
-    B operator()(const B& x) const noexcept
+    DSKIT_FORCE_INLINE B operator()(const B& x) const noexcept
     {
         return simd::sigmoid(x);
     }
 };
 struct silu_fn {
     template <class B>
-    B operator()(const B& x) const noexcept
+    DSKIT_FORCE_INLINE B operator()(const B& x) const noexcept
     {
         return simd::silu(x);
     }
 };
 struct gelu_fn {
     template <class B>
-    B operator()(const B& x) const noexcept
+    DSKIT_FORCE_INLINE B operator()(const B& x) const noexcept
     {
         return simd::gelu(x);
     }
 };
 struct gelu_tanh_fn {
     template <class B>
-    B operator()(const B& x) const noexcept
+    DSKIT_FORCE_INLINE B operator()(const B& x) const noexcept
     {
         return simd::gelu_tanh(x);
     }
 };
 struct relu_fn {
     template <class B>
-    B operator()(const B& x) const noexcept
+    DSKIT_FORCE_INLINE B operator()(const B& x) const noexcept
     {
         return simd::relu(x);
     }

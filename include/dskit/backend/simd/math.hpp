@@ -12,12 +12,14 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "dskit/config.hpp"
+
 namespace dskit::detail::simd {
 
 /// The core of exp for |x| <= 89: x = n ln2 + r, e^r by a polynomial. Returns k, which holds n in its
 /// low mantissa bits (n = bits(k) - bits(magic)), and p = e^r in [0.7, 1.42].
 template <class Arch>
-inline std::pair<xsimd::batch<float, Arch>, xsimd::batch<float, Arch>>
+DSKIT_FORCE_INLINE std::pair<xsimd::batch<float, Arch>, xsimd::batch<float, Arch>>
 exp_reduced(const xsimd::batch<float, Arch>& x) noexcept
 {
     using F = xsimd::batch<float, Arch>;
@@ -46,7 +48,7 @@ exp_reduced(const xsimd::batch<float, Arch>& x) noexcept
 
 /// The n of exp_reduced's k, as integers.
 template <class Arch>
-inline xsimd::batch<std::int32_t, Arch> exp_exponent(const xsimd::batch<float, Arch>& k) noexcept
+DSKIT_FORCE_INLINE xsimd::batch<std::int32_t, Arch> exp_exponent(const xsimd::batch<float, Arch>& k) noexcept
 {
     using I = xsimd::batch<std::int32_t, Arch>;
     return xsimd::bitwise_cast<I>(k) - xsimd::bitwise_cast<I>(xsimd::batch<float, Arch>(12582912.0f));
@@ -75,7 +77,7 @@ xsimd::batch<float, Arch> exp_any(const xsimd::batch<float, Arch>& x) noexcept
 /// e^x for lanes the caller knows to satisfy |x| < 87 (no NaN): exp()'s fast path without its test.
 /// Other lanes give garbage, not NaN or inf, so only use it after checking the whole input.
 template <class Arch>
-inline xsimd::batch<float, Arch> exp_in_range(const xsimd::batch<float, Arch>& x) noexcept
+DSKIT_FORCE_INLINE xsimd::batch<float, Arch> exp_in_range(const xsimd::batch<float, Arch>& x) noexcept
 {
     using F = xsimd::batch<float, Arch>;
     using I = xsimd::batch<std::int32_t, Arch>;
@@ -91,10 +93,8 @@ inline xsimd::batch<float, Arch> exp_in_range(const xsimd::batch<float, Arch>& x
 /// When every lane has |x| < 87 (nearly always: softmax's x - max, sigmoid's -|x| of activations)
 /// the result is a normal number and 2^n can be added to p's exponent field directly: no clamping,
 /// no split scale. Same bits as exp_any, ~40% fewer instructions; any other batch takes exp_any.
-// `inline` on purpose: without it GCC stops inlining this hot path once a translation unit holds many
-// attention kernel instantiations (seen as 126 out-of-line calls in bench_attention.cpp).
 template <class Arch>
-inline xsimd::batch<float, Arch> exp(const xsimd::batch<float, Arch>& x) noexcept
+DSKIT_FORCE_INLINE xsimd::batch<float, Arch> exp(const xsimd::batch<float, Arch>& x) noexcept
 {
     using F = xsimd::batch<float, Arch>;
     if (!xsimd::all(xsimd::abs(x) < F(87.0f))) return simd::exp_any(x); // NaN fails the test too
@@ -106,7 +106,7 @@ inline xsimd::batch<float, Arch> exp(const xsimd::batch<float, Arch>& x) noexcep
 /// 0 and NaN stays NaN. Attention scores spread far below their maximum (ALiBi and decay biases of
 /// hundreds, masked keys) sent whole batches down exp()'s general path.
 template <class Arch>
-inline xsimd::batch<float, Arch> exp_nonpositive(const xsimd::batch<float, Arch>& x) noexcept
+DSKIT_FORCE_INLINE xsimd::batch<float, Arch> exp_nonpositive(const xsimd::batch<float, Arch>& x) noexcept
 {
     using F = xsimd::batch<float, Arch>;
     // x - x: 0 for finite x, NaN for NaN (and for -inf, which the select then maps to 0).
@@ -117,7 +117,7 @@ inline xsimd::batch<float, Arch> exp_nonpositive(const xsimd::batch<float, Arch>
 /// Logistic sigmoid 1 / (1 + e^-x), stable for any |x|: e^-|x| never overflows, and for x < 0
 /// the result is e^x / (1 + e^x), so tiny results keep their relative accuracy.
 template <class Arch>
-xsimd::batch<float, Arch> sigmoid(const xsimd::batch<float, Arch>& x) noexcept
+DSKIT_FORCE_INLINE xsimd::batch<float, Arch> sigmoid(const xsimd::batch<float, Arch>& x) noexcept
 {
     using F = xsimd::batch<float, Arch>;
     const F t = simd::exp(-xsimd::abs(x));
@@ -127,7 +127,7 @@ xsimd::batch<float, Arch> sigmoid(const xsimd::batch<float, Arch>& x) noexcept
 
 /// SiLU x * sigmoid(x) (like PyTorch, silu(-inf) is NaN).
 template <class Arch>
-xsimd::batch<float, Arch> silu(const xsimd::batch<float, Arch>& x) noexcept
+DSKIT_FORCE_INLINE xsimd::batch<float, Arch> silu(const xsimd::batch<float, Arch>& x) noexcept
 {
     return x * simd::sigmoid(x);
 }
@@ -135,7 +135,7 @@ xsimd::batch<float, Arch> silu(const xsimd::batch<float, Arch>& x) noexcept
 /// GELU, erf form: 0.5 x (1 + erf(x / sqrt 2)), computed as 0.5 x erfc(-x / sqrt 2), which is the
 /// same number without the cancellation of 1 + erf for negative x.
 template <class Arch>
-xsimd::batch<float, Arch> gelu(const xsimd::batch<float, Arch>& x) noexcept
+DSKIT_FORCE_INLINE xsimd::batch<float, Arch> gelu(const xsimd::batch<float, Arch>& x) noexcept
 {
     using F = xsimd::batch<float, Arch>;
     return F(0.5f) * x * xsimd::erfc(x * F(-0.70710678118654752f));
@@ -144,7 +144,7 @@ xsimd::batch<float, Arch> gelu(const xsimd::batch<float, Arch>& x) noexcept
 /// GELU, tanh form (PyTorch approximate='tanh'): 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
 /// Computed as x sigmoid(2u), the same number without the cancellation of 1 + tanh for negative x.
 template <class Arch>
-xsimd::batch<float, Arch> gelu_tanh(const xsimd::batch<float, Arch>& x) noexcept
+DSKIT_FORCE_INLINE xsimd::batch<float, Arch> gelu_tanh(const xsimd::batch<float, Arch>& x) noexcept
 {
     using F = xsimd::batch<float, Arch>;
     const F two_u = F(1.5957691216057308f) * x * xsimd::fma(F(0.044715f) * x, x, F(1.0f));
@@ -153,7 +153,7 @@ xsimd::batch<float, Arch> gelu_tanh(const xsimd::batch<float, Arch>& x) noexcept
 
 /// max(x, 0); NaN stays NaN (as in PyTorch).
 template <class Arch>
-xsimd::batch<float, Arch> relu(const xsimd::batch<float, Arch>& x) noexcept
+DSKIT_FORCE_INLINE xsimd::batch<float, Arch> relu(const xsimd::batch<float, Arch>& x) noexcept
 {
     using F = xsimd::batch<float, Arch>;
     return xsimd::select(x < F(0.0f), F(0.0f), x);

@@ -47,12 +47,13 @@ struct kernel<ops::tag::rms_norm, backend::simd<Arch>> {
                 const float ss = simd::row_sum<Arch>(x, n, [](const F& v) { return v * v; });
                 const F r(1.0f / std::sqrt(ss / static_cast<float>(n) + eps));
                 if (w)
-                    simd::write_row<Arch>(y, n, stream, [&](index_t j, index_t c) {
+                    simd::write_row<Arch>(y, n, stream, [=](index_t j, index_t c) DSKIT_LAMBDA_INLINE {
                         return (simd::load_n<Arch>(x + j, c) * r) * simd::load_n<Arch>(w + j, c);
                     });
                 else
-                    simd::write_row<Arch>(y, n, stream,
-                                          [&](index_t j, index_t c) { return simd::load_n<Arch>(x + j, c) * r; });
+                    simd::write_row<Arch>(y, n, stream, [=](index_t j, index_t c) DSKIT_LAMBDA_INLINE {
+                        return simd::load_n<Arch>(x + j, c) * r;
+                    });
             },
             static_cast<double>(n) * 3.0);
     }
@@ -97,7 +98,7 @@ struct kernel<ops::tag::layer_norm, backend::simd<Arch>> {
                     var_sum = xsimd::hadd(s0 + s1);
                 }
                 const F r(1.0f / std::sqrt(var_sum / static_cast<float>(n) + eps));
-                simd::write_row<Arch>(y, n, stream, [&](index_t j, index_t c) {
+                simd::write_row<Arch>(y, n, stream, [=](index_t j, index_t c) DSKIT_LAMBDA_INLINE {
                     F v = (simd::load_n<Arch>(x + j, c) - mb) * r;
                     if (w) v = v * simd::load_n<Arch>(w + j, c);
                     if (b) v = v + simd::load_n<Arch>(b + j, c);

@@ -131,9 +131,10 @@ bool use_stream(const matrix_ref<float>& out, const float* in) noexcept
 template <class Arch, class G>
 void write_row(float* y, index_t n, bool stream, G&& g_in)
 {
-    // A local copy of the generator: the non-temporal store intrinsics may alias anything, so with g only
-    // referenced the compiler reloaded its captures and constants after every store (exp: 7.1 against
-    // 5.7 ms for 4096 x 4096 on one core, Zen 4); the copy's address never escapes.
+    // A local copy of the generator, whose captures should be values (DSKIT_LAMBDA_INLINE too): the store
+    // intrinsics may alias anything, so with g only referenced, or capturing by reference, the compiler
+    // reloaded captures and constants after every store (exp: 7.1 against 5.7 ms for 4096 x 4096 on one
+    // core, Zen 4); the copy's address never escapes.
     auto g = g_in;
     constexpr index_t L = lanes_v<Arch>;
     index_t j = 0;
@@ -186,8 +187,9 @@ void map_rows(const const_matrix_ref<float>& in, matrix_ref<float>& out, F f, do
             const float* x = in.data() + i * in.outerStride();
             float* y = out.data() + i * out.outerStride();
             if (!stream || work_per_element <= 4.0) {
-                // x and f by value, so that write_row's copy of the generator holds them (see write_row).
-                write_row<Arch>(y, cols, stream, [x, f](index_t j, index_t c) { return f(load_n<Arch>(x + j, c)); });
+                // Captures by value, so that write_row's copy of the generator holds them (see write_row).
+                write_row<Arch>(y, cols, stream,
+                                [x, f](index_t j, index_t c) DSKIT_LAMBDA_INLINE { return f(load_n<Arch>(x + j, c)); });
                 return;
             }
             alignas(64) float buf[chunk];
@@ -197,7 +199,9 @@ void map_rows(const const_matrix_ref<float>& in, matrix_ref<float>& out, F f, do
                 for (; j + L <= n; j += L)
                     f(xsimd::batch<float, Arch>::load_unaligned(x + j0 + j)).store_aligned(buf + j);
                 if (j < n) store_n<Arch>(buf + j, f(load_n<Arch>(x + j0 + j, n - j)), n - j);
-                write_row<Arch>(y + j0, n, true, [&](index_t k, index_t c) { return load_n<Arch>(buf + k, c); });
+                write_row<Arch>(y + j0, n, true,
+                                [src = static_cast<const float*>(buf)](index_t k, index_t c)
+                                    DSKIT_LAMBDA_INLINE { return load_n<Arch>(src + k, c); });
             }
         },
         static_cast<double>(cols) * work_per_element);

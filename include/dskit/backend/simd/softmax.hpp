@@ -191,8 +191,9 @@ struct kernel<ops::tag::softmax, backend::simd<Arch>> {
                     if (s.max == neg_inf) return write_masked(x, y, n);
                     float* e = simd::scratch_row(n);
                     const F inv(exp_sum(x, e, n, s, i + 1 < rows ? row_in(i + 1) : nullptr, [] {}));
-                    simd::write_row<Arch>(y, n, false,
-                                          [&](index_t k, index_t c) { return simd::load_n<Arch>(e + k, c) * inv; });
+                    simd::write_row<Arch>(y, n, false, [e, inv](index_t k, index_t c) DSKIT_LAMBDA_INLINE {
+                        return simd::load_n<Arch>(e + k, c) * inv;
+                    });
                 },
                 static_cast<double>(n) * 8.0);
             return;
