@@ -6,6 +6,8 @@
 #include "dskit/config.hpp"
 #include "dskit/core/matrix.hpp"
 
+#include <utility>
+
 #if DSKIT_HAS_OPENMP
 #include <omp.h>
 #endif
@@ -32,35 +34,41 @@ inline void set_num_threads([[maybe_unused]] int n) noexcept
 
 namespace detail {
 
-/// Calls f(i) for i in [0, n), in parallel when the work is worth it.
-/// `work_per_item` (roughly flops or bytes per index_t) keeps tiny loops serial.
-template <class F>
-void parallel_for(index_t n, F&& f, double work_per_item = 1e6)
+/// Calls f(i) for i in [0, n): Dynamic = false in equal static shares, true one index at a time to
+/// whichever thread is free (OpenMP's schedule(dynamic, 1)). The work list is the same either way, so
+/// results are too. `work_per_item` (roughly flops or bytes per index_t) keeps tiny loops serial.
+template <bool Dynamic, class F>
+void parallel_for_scheduled(index_t n, F&& f, double work_per_item)
 {
 #if DSKIT_HAS_OPENMP
     const bool go_parallel = n > 1 && static_cast<double>(n) * work_per_item >= 32768.0 && !omp_in_parallel();
+    if constexpr (Dynamic) {
+#pragma omp parallel for schedule(dynamic, 1) if (go_parallel)
+        for (index_t i = 0; i < n; ++i) f(i);
+    } else {
 #pragma omp parallel for schedule(static) if (go_parallel)
-    for (index_t i = 0; i < n; ++i) f(i);
+        for (index_t i = 0; i < n; ++i) f(i);
+    }
 #else
     (void)work_per_item;
     for (index_t i = 0; i < n; ++i) f(i);
 #endif
 }
 
-/// As parallel_for, but each thread takes the next index when it finishes one (schedule(dynamic)): for
-/// items of unequal cost, listed largest first, so that the threads finish together. f(i) must give the
-/// same result whichever thread runs it (as everywhere in dskit).
+/// Calls f(i) for i in [0, n), in parallel when the work is worth it (equal shares of the indices).
+template <class F>
+void parallel_for(index_t n, F&& f, double work_per_item = 1e6)
+{
+    parallel_for_scheduled<false>(n, std::forward<F>(f), work_per_item);
+}
+
+/// As parallel_for, but each thread takes the next index when it finishes one: for items of unequal cost,
+/// listed largest first, so that the threads finish together. f(i) must give the same result whichever
+/// thread runs it (as everywhere in dskit).
 template <class F>
 void parallel_for_dynamic(index_t n, F&& f, double work_per_item = 1e6)
 {
-#if DSKIT_HAS_OPENMP
-    const bool go_parallel = n > 1 && static_cast<double>(n) * work_per_item >= 32768.0 && !omp_in_parallel();
-#pragma omp parallel for schedule(dynamic, 1) if (go_parallel)
-    for (index_t i = 0; i < n; ++i) f(i);
-#else
-    (void)work_per_item;
-    for (index_t i = 0; i < n; ++i) f(i);
-#endif
+    parallel_for_scheduled<true>(n, std::forward<F>(f), work_per_item);
 }
 
 } // namespace detail

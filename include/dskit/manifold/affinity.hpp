@@ -77,13 +77,15 @@ inline void calibrate_row(const float* sq_dist, index_t k, double perplexity, do
     const double target = std::log(perplexity);
     double dmin = std::numeric_limits<double>::infinity(), dsum0 = 0.0;
     for (index_t j = 0; j < k; ++j) dmin = std::min(dmin, static_cast<double>(sq_dist[j]));
-    for (index_t j = 0; j < k; ++j) dsum0 += static_cast<double>(sq_dist[j]) - dmin;
+    // The shifted distances, in p until the end (the passes need only the sums); exp in double vectors.
+    for (index_t j = 0; j < k; ++j) {
+        p[j] = static_cast<double>(sq_dist[j]) - dmin;
+        dsum0 += p[j];
+    }
     if (!(dsum0 > 0.0)) { // all neighbours equidistant (duplicates): p is uniform whatever beta is
         std::fill(p, p + k, 1.0 / static_cast<double>(k));
         return;
     }
-    // The shifted distances, in p until the end (the passes need only the sums); exp in double vectors.
-    for (index_t j = 0; j < k; ++j) p[j] = static_cast<double>(sq_dist[j]) - dmin;
     using B = xsimd::batch<double>;
     constexpr auto w = static_cast<index_t>(B::size);
     double beta = static_cast<double>(k) / dsum0, lo = 0.0, hi = std::numeric_limits<double>::infinity();
@@ -115,12 +117,21 @@ inline void calibrate_row(const float* sq_dist, index_t k, double perplexity, do
         if (next == beta || next > 1e300) break; // bracket below double resolution
         beta = next;
     }
-    double sum = 0.0;
-    for (index_t j = 0; j < k; ++j) {
+    const B nb(-beta);
+    B vsum(0.0);
+    index_t j = 0;
+    for (; j + w <= k; j += w) {
+        const B e = xsimd::exp(nb * B::load_unaligned(p + j));
+        e.store_unaligned(p + j);
+        vsum += e;
+    }
+    double sum = xsimd::hadd(vsum);
+    for (; j < k; ++j) {
         p[j] = std::exp(-beta * p[j]);
         sum += p[j];
     }
-    for (index_t j = 0; j < k; ++j) p[j] /= sum;
+    const double inv = 1.0 / sum;
+    for (j = 0; j < k; ++j) p[j] *= inv;
 }
 
 } // namespace detail
