@@ -96,7 +96,8 @@ const std::array<float, xsimd::batch<float, Arch>::size>& lane_ids() noexcept
 /// 1 / x. On AMD Zen 2 and later (compiled for them: -march=znver2.. or native) the division itself: a
 /// pipelined divider returns 8 floats every ~3 cycles there, cheaper in the O(N²) loop than the estimate
 /// below (measured 7% on the whole gradient, Zen 3). Other x86: the approximate reciprocal refined by one
-/// Newton step (about 1 ulp; 3 cheap instructions instead of a division that would bound the loop). The
+/// Newton step (about 1 ulp; 3 cheap instructions instead of a division that would bound the loop; AVX-512
+/// on Sapphire Rapids, digits: 4% less time than vdivps, median of 10 alternating runs). The
 /// approximation differs between CPU vendors, so results are reproducible on one machine, not across x86
 /// vendors.
 template <class Arch>
@@ -107,6 +108,9 @@ xsimd::batch<float, Arch> reciprocal(const xsimd::batch<float, Arch>& x) noexcep
     if constexpr (std::is_base_of_v<xsimd::sse2, Arch>
 #if XSIMD_WITH_AVX
                   || std::is_base_of_v<xsimd::avx, Arch>
+#endif
+#if XSIMD_WITH_AVX512F
+                  || std::is_base_of_v<xsimd::avx512f, Arch> // not derived from avx in xsimd 8
 #endif
     ) {
         const F r = xsimd::reciprocal(x);
