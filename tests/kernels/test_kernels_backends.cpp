@@ -1,6 +1,8 @@
 // simd against the scalar reference, edge values, in-place and strided calls, argument errors.
 #include "kernel_test_util.hpp"
 
+#include <bit>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -293,6 +295,41 @@ TEST_CASE("kernels: streamed softmax into an unaligned view of odd width, with m
     matrix<float> rest = x;
     rest.row(33).setZero();
     CHECK(rel(ops::softmax_rows<simd_b>(rest), ops::softmax_rows<backend::scalar>(rest)) < 1e-6);
+}
+
+TEST_CASE("kernels: exp_nonpositive is exp's fast path above -87, 0 below and for -inf, NaN for NaN")
+{
+    // Attention's softmax weights. The AVX-512 version scales by 2^n with scalef and masks; every ISA must give
+    // the bits of exp_in_range where that is valid.
+    using F = xsimd::batch<float>;
+    constexpr std::size_t n = F::size;
+    std::vector<float> xs;
+    for (float x = 0.0f; x > -90.0f; x -= 0.0137f) xs.push_back(x);
+    for (float x :
+         {-0.0f, -1e-30f, -86.999f, -87.0f, -87.0001f, -87.4f, -103.9f, -1e30f, -std::numeric_limits<float>::infinity(),
+          std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::max()})
+        xs.push_back(x);
+    while (xs.size() % n != 0) xs.push_back(-1.0f);
+    int mismatches = 0;
+    for (std::size_t i = 0; i < xs.size(); i += n) {
+        alignas(64) float got[n], fast[n];
+        const F x = F::load_unaligned(xs.data() + i);
+        detail::simd::exp_nonpositive(x).store_aligned(got);
+        detail::simd::exp_in_range(xsimd::max(x, F(-87.0f))).store_aligned(fast);
+        for (std::size_t l = 0; l < n; ++l) {
+            const float xi = xs[i + l];
+            const bool ok = std::isnan(xi) ? std::isnan(got[l])
+                            : !(xi >= -87.0f)
+                                ? got[l] == 0.0f
+                                : std::bit_cast<std::uint32_t>(got[l]) == std::bit_cast<std::uint32_t>(fast[l]);
+            if (!ok && ++mismatches <= 5) {
+                CAPTURE(xi);
+                CAPTURE(got[l]);
+                CHECK(ok);
+            }
+        }
+    }
+    CHECK(mismatches == 0);
 }
 
 TEST_CASE("kernels: lane_mask sets bit l exactly where lane l of a comparison is true")

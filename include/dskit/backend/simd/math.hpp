@@ -109,6 +109,17 @@ template <class Arch>
 DSKIT_FORCE_INLINE xsimd::batch<float, Arch> exp_nonpositive(const xsimd::batch<float, Arch>& x) noexcept
 {
     using F = xsimd::batch<float, Arch>;
+#if XSIMD_WITH_AVX512F
+    if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+        // Same bits, three instructions after the polynomial where the code below has eight: scalef multiplies by 2^n
+        // (exact: the results are normal numbers), the zeroing mask drops lanes below -87 and -inf, and the unordered
+        // compare keeps NaN lanes, whose NaN runs through the polynomial (lanes far below -87 compute garbage that the
+        // mask discards). Attention, N = 4096, H = 8, d = 64, 2 threads (Xeon): 3% less time.
+        const auto [k, p] = simd::exp_reduced(x);
+        const __mmask16 keep = _mm512_cmp_ps_mask(x, F(-87.0f), _CMP_NLT_UQ);
+        return _mm512_maskz_scalef_ps(keep, p, k - F(12582912.0f));
+    }
+#endif
     // x - x: 0 for finite x, NaN for NaN (and for -inf, which the select then maps to 0).
     const F r = simd::exp_in_range(xsimd::max(x, F(-87.0f))) + (x - x);
     return xsimd::select(x < F(-87.0f), F(0.0f), r);

@@ -8,11 +8,13 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
 #include <xsimd/xsimd.hpp>
 
+#include "dskit/backend/simd/math.hpp"
 #include "dskit/config.hpp"
 #include "dskit/core/matrix.hpp"
 #include "dskit/core/parallel.hpp"
@@ -213,6 +215,29 @@ inline float* scratch_row(index_t n)
     thread_local std::vector<float> buf;
     if (buf.size() < static_cast<std::size_t>(n)) buf.resize(static_cast<std::size_t>(n));
     return buf.data();
+}
+
+/// row[j] = e^(row[j] - m) in place for j in [0, n), where every row[j] <= m (or -inf, which gives 0); returns
+/// the sum. The step of an online softmax (attention, decoding).
+template <class Arch>
+float exp_shifted_sum(float* row, index_t n, float m) noexcept
+{
+    using F = xsimd::batch<float, Arch>;
+    constexpr index_t L = lanes_v<Arch>;
+    const F mb(m);
+    F sum(0.0f);
+    index_t j = 0;
+    for (; j + L <= n; j += L) {
+        const F e = simd::exp_nonpositive(F::load_unaligned(row + j) - mb);
+        e.store_unaligned(row + j);
+        sum += e;
+    }
+    if (j < n) {
+        const F e = simd::exp_nonpositive(load_n<Arch>(row + j, n - j, -std::numeric_limits<float>::infinity()) - mb);
+        store_n<Arch>(row + j, e, n - j);
+        sum += e;
+    }
+    return xsimd::hadd(sum);
 }
 
 } // namespace dskit::detail::simd
