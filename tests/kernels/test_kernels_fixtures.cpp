@@ -63,7 +63,7 @@ TEST_CASE_TEMPLATE("kernels: matmul_nt and matmul match PyTorch", B, DSKIT_KERNE
         const matrix<float> ref = load(f, "nt_" + tag);
         // Entries are sums of K products of N(0,1) numbers: compare against a sqrt(K)-sized floor. The float
         // sum's rounding grows like sqrt(K) ulps on that scale, and its order (Eigen's blocking) follows the
-        // cache sizes of the CPU: K = 1000 stayed under 1e-6 on a Zen 4 and gave 1.03e-6 on a Sapphire Rapids.
+        // cache sizes of the CPU: K = 1000 stayed under 1e-6 on a Zen 4 and gave 1.03e-6 on an Emerald Rapids Xeon.
         const double floor = std::sqrt(static_cast<double>(a.cols()));
         const double tol = std::max(1e-6, 2.0 * floor * 0x1p-24);
         CHECK(test::max_rel_error(ops::matmul_nt<B>(a, b), ref, floor) < tol);

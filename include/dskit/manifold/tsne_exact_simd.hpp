@@ -97,7 +97,7 @@ const std::array<float, xsimd::batch<float, Arch>::size>& lane_ids() noexcept
 /// pipelined divider returns 8 floats every ~3 cycles there, cheaper in the O(N²) loop than the estimate
 /// below (measured 7% on the whole gradient, Zen 3). Other x86: the approximate reciprocal refined by one
 /// Newton step (about 1 ulp; 3 cheap instructions instead of a division that would bound the loop; AVX-512
-/// on Sapphire Rapids, digits: 4% less time than vdivps, median of 10 alternating runs). The
+/// on a Xeon (Emerald Rapids), digits: 4% less time than vdivps, median of 10 alternating runs). The
 /// approximation differs between CPU vendors, so results are reproducible on one machine, not across x86
 /// vendors.
 template <class Arch>

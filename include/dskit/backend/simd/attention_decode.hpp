@@ -118,20 +118,7 @@ struct kernel<ops::tag::attention_decode, backend::simd<Arch>> {
                         std::fill(sr, sr + cn, 0.0f);
                         continue;
                     }
-                    const F mb(m);
-                    F sum(0.0f);
-                    index_t j = 0;
-                    for (; j + L <= cn; j += L) {
-                        const F p = simd::exp(F::load_unaligned(sr + j) - mb);
-                        p.store_unaligned(sr + j);
-                        sum += p;
-                    }
-                    if (j < cn) {
-                        const F p = simd::exp(simd::load_n<Arch>(sr + j, cn - j, neg_inf) - mb);
-                        simd::store_n<Arch>(sr + j, p, cn - j);
-                        sum += p;
-                    }
-                    pl[r] = xsimd::hadd(sum);
+                    pl[r] = simd::exp_shifted_sum<Arch>(sr, cn, m);
                 }
 
                 // Value sums, per query row: up to 8 batches of the output row stay in registers while the
