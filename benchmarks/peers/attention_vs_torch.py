@@ -8,6 +8,12 @@ times the gate; dynamic sparsity as a top-N/8 mask; decoding one token against a
 prints one table:
 dskit time, PyTorch time, and the ratio (PyTorch / dskit; above 1 means dskit is faster).
 
+The two sides take turns, row by row: each of --reps rounds times dskit (one dskit_bench run of that
+benchmark alone) and then PyTorch, and each side's time is the median over the rounds. On a shared
+machine whose speed drifts by tens of percent within minutes, timing all of one side first and then
+all of the other made the ratios swing by as much (plain attention, d = 64: 0.94x and 1.31x in two
+runs an hour apart); alternating keeps both sides of a row in the same minutes.
+
     python3 benchmarks/peers/attention_vs_torch.py --bench build/bench/benchmarks/dskit_bench \
         --threads 2 --n 2048 --d 64 128
 
@@ -110,44 +116,51 @@ def main():
 
     torch.set_num_threads(a.threads)
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), DSKIT_BENCH_LARGE="1")
-    pattern = "attention/({})/simd/N:({})/d:({})/H:{}/".format(
-        "|".join(a.variants), "|".join(map(str, a.n)), "|".join(map(str, a.d)), a.heads)
-    if a.decode:
-        pattern += "|attention/decode/simd/L:({})/d:({})/H:{}/".format(
-            "|".join(map(str, a.decode)), "|".join(map(str, a.d)), a.heads)
-    out = subprocess.run([a.bench, f"--benchmark_filter={pattern}", f"--benchmark_repetitions={a.reps}",
-                          "--benchmark_enable_random_interleaving=true", "--benchmark_format=json"],
-                         env=env, check=True, capture_output=True, text=True).stdout
-    dskit = {}
-    for b in json.loads(out)["benchmarks"]:
-        if b.get("aggregate_name") == "median":
-            name = b["run_name"].replace("/real_time", "")
-            dskit[name] = b["real_time"] * {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
 
-    print(f"threads {a.threads}, H {a.heads}, torch {torch.__version__}; medians of {a.reps}")
+    def dskit_once(key):
+        """One dskit_bench run of the benchmark `key` alone: its time in seconds."""
+        out = subprocess.run([a.bench, f"--benchmark_filter=^{key}/", "--benchmark_format=json"], env=env,
+                             check=True, capture_output=True, text=True).stdout
+        if not out.strip():  # no such benchmark (dskit_bench says so on stderr)
+            return None
+        runs = [b for b in json.loads(out)["benchmarks"] if b.get("run_type", "iteration") == "iteration"]
+        if not runs:
+            return None
+        b = runs[0]
+        return b["real_time"] * {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
+
+    def median(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2]
+
+    def row(label, key, torch_once, digits):
+        ts_d, ts_t = [], []
+        for _ in range(a.reps):
+            t = dskit_once(key)
+            if t is None:
+                return
+            ts_d.append(t)
+            ts_t.append(torch_once())
+        td, tt = median(ts_d), median(ts_t)
+        print(f"| {label} | {td * 1e3:.{digits}f} | {tt * 1e3:.{digits}f} | {tt / td:.2f}x |", flush=True)
+
+    print(f"threads {a.threads}, H {a.heads}, torch {torch.__version__}; medians of {a.reps} alternating rounds")
     print("| variant | N | d | dskit ms | PyTorch ms | PyTorch / dskit |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in a.variants:
         for n in a.n:
             for d in a.d:
                 key = f"attention/{name}/simd/N:{n}/d:{d}/H:{a.heads}"
-                if key not in dskit:
-                    continue
-                t = time_torch(name, n, d, a.heads, a.reps)
-                print(f"| {name} | {n} | {d} | {dskit[key] * 1e3:.1f} | {t * 1e3:.1f} | {t / dskit[key]:.2f}x |")
+                row(f"{name} | {n} | {d}", key, lambda: time_torch(name, n, d, a.heads, 1), 1)
                 if name.startswith("gate_"):  # also against the fastest PyTorch form of the same output
-                    t = time_torch(name + "_sdpa", n, d, a.heads, a.reps)
-                    print(f"| {name} (vs SDPA x gate) | {n} | {d} | {dskit[key] * 1e3:.1f} | {t * 1e3:.1f} | "
-                          f"{t / dskit[key]:.2f}x |")
+                    row(f"{name} (vs SDPA x gate) | {n} | {d}", key,
+                        lambda: time_torch(name + "_sdpa", n, d, a.heads, 1), 1)
     for length in a.decode:
         for d in a.d:
             for kv in (a.heads, 2):
                 key = f"attention/decode/simd/L:{length}/d:{d}/H:{a.heads}/kv:{kv}"
-                if key not in dskit:
-                    continue
-                t = time_torch_decode(length, d, a.heads, kv, a.reps)
-                print(f"| decode (1 token, {kv} K/V heads) | L={length} | {d} | {dskit[key] * 1e3:.3f} | "
-                      f"{t * 1e3:.3f} | {t / dskit[key]:.2f}x |")
+                row(f"decode (1 token, {kv} K/V heads) | L={length} | {d}", key,
+                    lambda: time_torch_decode(length, d, a.heads, kv, 5), 3)
 
 
 if __name__ == "__main__":
