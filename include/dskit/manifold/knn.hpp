@@ -127,8 +127,8 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
     // Blocks of at most 256 rows, of equal size: 1797 rows in 7 blocks of 256 and one of 5 left one of
     // two threads a block short (digits: 25% of the kNN's time). The sizes depend on N only, never on the
     // thread count, so the result does not either.
-    constexpr index_t col_block = 2048;
-    const index_t n_row_blocks = (n + 255) / 256;
+    constexpr index_t col_block = 2048, max_row_block = 256;
+    const index_t n_row_blocks = (n + max_row_block - 1) / max_row_block;
     const index_t row_block = (n + n_row_blocks - 1) / n_row_blocks;
     knn_graph g{index_matrix(n, k), matrix<float>(n, k)};
 

@@ -1,16 +1,17 @@
 // Attention on the simd backend: a flash-style kernel that never stores the N x L score matrix.
 //
 // K and V are packed once per call (K^T in panels of nr keys, V rows padded to whole vectors). Then one
-// task per (head, block of 64 queries), tasks in parallel. A task walks the key blocks the modifier
-// leaves visible, 128 keys at a time: S = Q_blk K_blk^T (register-tiled FMA kernel, Q pre-scaled), the
-// modifier on S in place, an online softmax per query row (running maximum m and sum l; the partial
+// task per (head, block of 256 queries), tasks in parallel. A task walks the key blocks the modifier
+// leaves visible, 128 keys at a time, each in passes of 64 queries: S = Q_blk K_blk^T (register-tiled FMA kernel, Q
+// pre-scaled), the modifier on S in place, an online softmax per query row (running maximum m and sum l; the partial
 // output is rescaled by e^(m_old - m_new) when the maximum grows), O += P V_blk (register-tiled), and
-// finally O / l, times the output gate (attention/gates.hpp; the default none adds nothing). A task's
-// working set (Q, S and O blocks, one K and V block) stays in L1/L2. A query's result depends only on
+// finally O / l, times the output gate (attention/gates.hpp; the default none adds nothing). A pass's
+// S block stays in L1, the task's Q and O blocks and one K and V block in L2. A query's result depends only on
 // its own task, so it does not depend on the thread count.
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <type_traits>
 #include <utility>
@@ -41,9 +42,10 @@ struct kernel<ops::tag::attention, backend::simd<Arch>> {
     // less time: per query, a quarter of the K/V traffic from L3.
     static constexpr index_t block_q = 256; // queries per task
     static constexpr index_t sub_q = 64;    // queries per pass over a key block
+    static_assert(block_q % sub_q == 0);
     static constexpr index_t block_k = 128; // keys per step
     // Rows of a register tile: 6 on 16-register ISAs (12 accumulators, 2 loads, a broadcast), 8 with
-    // AVX-512's 32 registers (16 accumulators; 8 divides the 64 queries of a task, no short last tile):
+    // AVX-512's 32 registers (16 accumulators; 8 divides the 64 queries of a pass, no short last tile):
     // ~3% faster there, N = 4096, H = 8, 2 threads, Zen 4.
     static constexpr index_t mr = lanes >= 16 ? 8 : 6;
     static constexpr index_t nr = 2 * lanes; // columns of a register tile (keys in Q K^T, features in P V)
@@ -304,10 +306,14 @@ private:
         // Key blocks on the grid of the task's visible range; each pass (sub-block of queries) computes only
         // the blocks its own range reaches (a causal mask: the later passes see more keys).
         const attention_mods::key_range keys = mod.keys(h, i0, i0 + rows, len);
+        std::array<attention_mods::key_range, block_q / sub_q> pass_keys;
+        for (index_t sb = 0; sb < rows; sb += sub_q)
+            pass_keys[static_cast<std::size_t>(sb / sub_q)] =
+                mod.keys(h, i0 + sb, std::min(i0 + sb + sub_q, i0 + rows), len);
         for (index_t j0 = keys.begin / nr * nr; j0 < keys.end; j0 += block_k) {
             for (index_t sb = 0; sb < rows; sb += sub_q) {
                 const index_t srows = std::min(sub_q, rows - sb);
-                const attention_mods::key_range sk = mod.keys(h, i0 + sb, i0 + sb + srows, len);
+                const attention_mods::key_range sk = pass_keys[static_cast<std::size_t>(sb / sub_q)];
                 if (j0 >= sk.end || j0 + block_k <= sk.begin) continue;
                 pass(qs + sb * d, kh, vh, p, mod, h, i0 + sb, srows, j0, std::min(block_k, sk.end - j0), sk.begin, s,
                      o + sb * dp, buf.m.data() + sb, buf.l.data() + sb);
