@@ -61,10 +61,12 @@ TEST_CASE("tsne exact simd: gradient, Z and KL match the scalar reference (1-, 2
                     const auto ss = tsne_gradient_exact<backend::scalar>(p, y, gs, exaggeration, dof, true);
                     const auto sv = tsne_gradient_exact<simd_backend>(p, y, gv, exaggeration, dof, true);
                     // Float coordinates and pair terms: measured ~2e-5 on this data; 1e-4 leaves room for
-                    // other x86 reciprocal approximations.
+                    // other x86 reciprocal approximations. Z and KL: on AVX-512 the repulsion's unrefined
+                    // 14-bit reciprocal (pair_reciprocal) puts Z ~3e-5 off for n = 5, where the few pair
+                    // terms average nothing out (6e-5 at most per term).
                     CHECK(rel(gv, gs) < 1e-4);
-                    CHECK(sv.z == doctest::Approx(ss.z).epsilon(1e-5));
-                    CHECK(sv.kl == doctest::Approx(ss.kl).epsilon(1e-5));
+                    CHECK(sv.z == doctest::Approx(ss.z).epsilon(1e-4));
+                    CHECK(sv.kl == doctest::Approx(ss.kl).epsilon(1e-4));
                 }
                 // The repulsive field alone (P = 0): the part the O(N²) vector loop computes.
                 sparse_affinities none;
