@@ -42,31 +42,35 @@ struct tsne_columns {
     column valid;
     column xy; ///< 2-D only: x0 y0 x1 y1 ... (one 8-byte load per partner in the attraction)
 
-    explicit tsne_columns(const const_matrix_ref<double>& y) : n(y.rows())
+    tsne_columns() = default;
+    explicit tsne_columns(const const_matrix_ref<double>& y) { assign(y); }
+
+    /// Takes y's coordinates; storage is reused when N is unchanged (once per gradient, ~750 times a run).
+    void assign(const const_matrix_ref<double>& y)
     {
-        // At most 32 tiles (bounded memory for the slots), at least 384 points a tile: each pair of rows then
-        // runs the pair loop over hundreds of columns, so its start and its final reductions cost little
-        // (digits, N = 1797: 12% less time than with tiles of 128, 2 threads). The tiles then share the
-        // points evenly (padding below one vector a tile, not most of the last tile).
-        const index_t want = std::max<index_t>(384, (n + 31) / 32);
-        const index_t count = std::max<index_t>(1, (n + want - 1) / want);
-        tile = ((n + count - 1) / count + lanes - 1) / lanes * lanes;
-        n_tiles = (n + tile - 1) / tile;
-        n_pad = n_tiles * tile;
-        tile_padding = n_pad - n;
-        for (int d = 0; d < Dim; ++d) {
-            c[static_cast<std::size_t>(d)].assign(static_cast<std::size_t>(n_pad), 0.0f);
-            for (index_t i = 0; i < n; ++i)
-                c[static_cast<std::size_t>(d)][static_cast<std::size_t>(i)] = static_cast<float>(y(i, d));
+        if (y.rows() != n || c[0].empty()) {
+            n = y.rows();
+            // At most 32 tiles (bounded memory for the slots), at least 384 points a tile: each pair of rows
+            // then runs the pair loop over hundreds of columns, so its start and its final reductions cost
+            // little (digits, N = 1797: 12% less time than with tiles of 128, 2 threads). The tiles then share
+            // the points evenly (padding below one vector a tile, not most of the last tile).
+            const index_t want = std::max<index_t>(384, (n + 31) / 32);
+            const index_t count = std::max<index_t>(1, (n + want - 1) / want);
+            tile = ((n + count - 1) / count + lanes - 1) / lanes * lanes;
+            n_tiles = (n + tile - 1) / tile;
+            n_pad = n_tiles * tile;
+            tile_padding = n_pad - n;
+            for (auto& col : c) col.assign(static_cast<std::size_t>(n_pad), 0.0f); // padding stays 0
+            valid.assign(static_cast<std::size_t>(n_pad), 0.0f);
+            std::fill(valid.begin(), valid.begin() + n, 1.0f);
+            if constexpr (Dim == 2) xy.resize(2 * static_cast<std::size_t>(n));
         }
-        valid.assign(static_cast<std::size_t>(n_pad), 0.0f);
-        std::fill(valid.begin(), valid.begin() + n, 1.0f);
-        if constexpr (Dim == 2) {
-            xy.resize(2 * static_cast<std::size_t>(n));
-            for (index_t i = 0; i < n; ++i)
-                for (int d = 0; d < 2; ++d)
-                    xy[2 * static_cast<std::size_t>(i) + static_cast<std::size_t>(d)] = at(d, i);
-        }
+        for (index_t i = 0; i < n; ++i)
+            for (int d = 0; d < Dim; ++d) {
+                const auto v = static_cast<float>(y(i, d));
+                c[static_cast<std::size_t>(d)][static_cast<std::size_t>(i)] = v;
+                if constexpr (Dim == 2) xy[2 * static_cast<std::size_t>(i) + static_cast<std::size_t>(d)] = v;
+            }
     }
     [[nodiscard]] float at(int d, index_t i) const
     {
@@ -433,52 +437,96 @@ double attraction_row(const tsne_csr32<Arch>& p, const tsne_columns<Dim, Arch>& 
     return lanes_sum<Arch>(al);
 }
 
+/// What one exact gradient needs besides P, kept from call to call (an optimisation makes ~750 calls with
+/// the same N): the float columns, the tile pairs' work list and slots, the per-point sums.
+template <int Dim, class Arch>
+struct exact_workspace {
+    struct aligned_free_deleter {
+        void operator()(float* f) const noexcept { xsimd::aligned_free(f); }
+    };
+    tsne_columns<Dim, Arch> cols;
+    index_t layout_n = -1; ///< the N the layout below is for
+    std::vector<std::pair<index_t, index_t>> pairs;
+    std::vector<index_t> slot, order;
+    std::unique_ptr<float[], aligned_free_deleter> part_i, part_j;
+    std::vector<std::array<double, Dim>> attr, rep;
+    std::vector<double> zrow, plogw;
+
+    /// Takes y and (re)builds the layout when N changed.
+    void prepare(const const_matrix_ref<double>& y)
+    {
+        cols.assign(y);
+        const auto un = static_cast<std::size_t>(cols.n);
+        if (attr.size() != un) {
+            attr.resize(un);
+            rep.resize(un);
+            zrow.resize(un);
+            plogw.resize(un);
+        }
+        if (cols.n == layout_n) return;
+        layout_n = cols.n;
+        const index_t t = cols.n_tiles;
+        // Repulsion by tile pairs (I <= J), each into its own slot: rows of I, then (I < J) columns of J.
+        pairs.clear();
+        slot.assign(static_cast<std::size_t>(t * t), -1);
+        for (index_t ti = 0; ti < t; ++ti)
+            for (index_t tj = ti; tj < t; ++tj) {
+                slot[static_cast<std::size_t>(ti * t + tj)] = static_cast<index_t>(pairs.size());
+                pairs.emplace_back(ti, tj);
+            }
+        // The work list, largest items first, taken by threads as they finish: the off-diagonal tiles, the
+        // diagonal ones (half the pairs); the attraction's chunks of rows follow. Tile order made the
+        // threads' shares uneven (15 tiles for digits: one thread waited ~15% of each gradient).
+        order.clear();
+        for (index_t s = 0; s < static_cast<index_t>(pairs.size()); ++s)
+            if (pairs[static_cast<std::size_t>(s)].first != pairs[static_cast<std::size_t>(s)].second)
+                order.push_back(s);
+        for (index_t k = 0; k < t; ++k) order.push_back(slot[static_cast<std::size_t>(k * t + k)]);
+        // Every slot entry read is written first (no zero fill).
+        const std::size_t count = pairs.size() * slot_size();
+        part_i.reset(static_cast<float*>(xsimd::aligned_malloc(count * sizeof(float), 64)));
+        part_j.reset(static_cast<float*>(xsimd::aligned_malloc(count * sizeof(float), 64)));
+    }
+    /// Floats in one slot: z and the Dim force sums, B points each.
+    [[nodiscard]] std::size_t slot_size() const noexcept
+    {
+        return static_cast<std::size_t>(Dim + 1) * static_cast<std::size_t>(cols.tile);
+    }
+};
+
 /// The exact gradient (see tsne_gradient.hpp for the formula) with float vectors. `kl`: sum p log w from
 /// the float distances of the attraction (log w = dof log u) and the vector Z. p32: P prepared once
 /// (nullptr: prepared here).
 template <int Dim, class Arch, bool UnitDof>
-void exact_gradient(const sparse_affinities& p, const tsne_csr32<Arch>* p32, const const_matrix_ref<double>& y,
-                    matrix_ref<double> grad, double exaggeration, double dof, bool want_kl, double& z_out,
-                    double& kl_out)
+void exact_gradient(const sparse_affinities& p, const tsne_csr32<Arch>* p32, exact_workspace<Dim, Arch>& ws,
+                    const const_matrix_ref<double>& y, matrix_ref<double> grad, double exaggeration, double dof,
+                    bool want_kl, double& z_out, double& kl_out)
 {
     using F = xsimd::batch<float, Arch>;
     std::unique_ptr<tsne_csr32<Arch>> own;
     const index_t n = p.n;
-    const tsne_columns<Dim, Arch> cols(y);
+    ws.prepare(y);
+    const tsne_columns<Dim, Arch>& cols = ws.cols;
     if (p32 == nullptr) {
         own = std::make_unique<tsne_csr32<Arch>>(p, want_kl);
         p32 = own.get();
     }
     const tsne_simd_kernel<Arch, UnitDof> kern{F(static_cast<float>(1.0 / dof)), F(static_cast<float>(dof))};
 
-    // Repulsion by tile pairs (I <= J), each into its own slot: rows of I, then (I < J) columns of J.
     const index_t t = cols.n_tiles, b = cols.tile;
     constexpr auto D1 = static_cast<std::size_t>(Dim + 1);
-    std::vector<std::pair<index_t, index_t>> pairs;
-    std::vector<index_t> slot(static_cast<std::size_t>(t * t), -1);
-    for (index_t ti = 0; ti < t; ++ti)
-        for (index_t tj = ti; tj < t; ++tj) {
-            slot[static_cast<std::size_t>(ti * t + tj)] = static_cast<index_t>(pairs.size());
-            pairs.emplace_back(ti, tj);
-        }
-    // The work list, largest items first, taken by threads as they finish: the off-diagonal tiles, the
-    // diagonal ones (half the pairs), then the attraction in chunks of rows. Tile order made the threads'
-    // shares uneven (15 tiles for digits: one thread waited ~15% of each gradient).
-    std::vector<index_t> order;
-    for (index_t s = 0; s < static_cast<index_t>(pairs.size()); ++s)
-        if (pairs[static_cast<std::size_t>(s)].first != pairs[static_cast<std::size_t>(s)].second) order.push_back(s);
-    for (index_t k = 0; k < t; ++k) order.push_back(slot[static_cast<std::size_t>(k * t + k)]);
+    const auto& pairs = ws.pairs;
+    const auto& slot = ws.slot;
+    const auto& order = ws.order;
     constexpr index_t attraction_chunk = 64;
     const index_t n_chunks = (n + attraction_chunk - 1) / attraction_chunk;
-    const std::size_t slot_size = D1 * static_cast<std::size_t>(b);
-    // Every slot entry read below is written first (no zero fill).
-    const auto floats = [](std::size_t count) {
-        return std::unique_ptr<float[], void (*)(void*)>(
-            static_cast<float*>(xsimd::aligned_malloc(count * sizeof(float), 64)), xsimd::aligned_free);
-    };
-    const auto part_i = floats(pairs.size() * slot_size), part_j = floats(pairs.size() * slot_size);
-    std::vector<std::array<double, Dim>> attr(static_cast<std::size_t>(n)), rep(static_cast<std::size_t>(n));
-    std::vector<double> zrow(static_cast<std::size_t>(n)), plogw(static_cast<std::size_t>(n), 0.0);
+    const std::size_t slot_size = ws.slot_size();
+    float* const part_i = ws.part_i.get();
+    float* const part_j = ws.part_j.get();
+    auto& attr = ws.attr;
+    auto& rep = ws.rep;
+    auto& zrow = ws.zrow;
+    auto& plogw = ws.plogw; // written for every point when want_kl, else unused
     // One parallel region per gradient; each point's slots are then summed (O(N N / B), cheap).
     parallel_for_dynamic(
         static_cast<index_t>(order.size()) + n_chunks,
@@ -498,8 +546,8 @@ void exact_gradient(const sparse_affinities& p, const tsne_csr32<Arch>* p32, con
             const auto [ti, tj] = pairs[static_cast<std::size_t>(s)];
             const index_t i0 = ti * b, i1 = std::min(n, i0 + b), j0 = tj * b;
             const bool masked = j0 + b > n;
-            float* oi = part_i.get() + static_cast<std::size_t>(s) * slot_size;
-            float* oj = part_j.get() + static_cast<std::size_t>(s) * slot_size;
+            float* oi = part_i + static_cast<std::size_t>(s) * slot_size;
+            float* oj = part_j + static_cast<std::size_t>(s) * slot_size;
             if (ti != tj) {
                 if (masked)
                     repulsion_tile<Dim, Arch, UnitDof, true, false>(cols, kern, i0, i1, j0, oi, oj);
@@ -529,8 +577,8 @@ void exact_gradient(const sparse_affinities& p, const tsne_csr32<Arch>* p32, con
                     for (std::size_t k = 0; k < sc; ++k) sums[q * sb + k] += static_cast<double>(src[q * sb + k]);
             };
             for (index_t tt = 0; tt < t; ++tt) {
-                if (tt <= ri) add(tt < ri ? part_j.get() + at(tt, ri) : part_i.get() + at(ri, ri));
-                if (tt >= ri) add(tt > ri ? part_i.get() + at(ri, tt) : part_j.get() + at(ri, ri));
+                if (tt <= ri) add(tt < ri ? part_j + at(tt, ri) : part_i + at(ri, ri));
+                if (tt >= ri) add(tt > ri ? part_i + at(ri, tt) : part_j + at(ri, ri));
             }
             for (index_t k = 0; k < count; ++k) {
                 const auto ui = static_cast<std::size_t>(i0 + k), uk = static_cast<std::size_t>(k);

@@ -310,8 +310,8 @@ tsne_gradient_stats bh_gradient_impl(const sparse_affinities& p, const const_mat
 
 namespace detail {
 
-/// What the exact gradient prepares from P once per run: nothing on the scalar backend, P in float with
-/// padded rows on the simd backend.
+/// What the exact gradient prepares once per run: nothing on the scalar backend; on the simd backend P in
+/// float with padded rows, and the buffers every call reuses (one set per output dimension).
 template <class Backend>
 struct exact_gradient_plan {
     explicit exact_gradient_plan(const sparse_affinities&) {}
@@ -319,22 +319,37 @@ struct exact_gradient_plan {
 template <class Arch>
 struct exact_gradient_plan<backend::simd<Arch>> {
     simd::tsne_csr32<Arch> p32;
+    simd::exact_workspace<1, Arch> ws1;
+    simd::exact_workspace<2, Arch> ws2;
+    simd::exact_workspace<3, Arch> ws3;
     explicit exact_gradient_plan(const sparse_affinities& p) : p32(p) {}
+    template <int Dim>
+    simd::exact_workspace<Dim, Arch>& workspace() noexcept
+    {
+        if constexpr (Dim == 1)
+            return ws1;
+        else if constexpr (Dim == 2)
+            return ws2;
+        else
+            return ws3;
+    }
 };
 
 template <int Dim, class Backend>
-tsne_gradient_stats exact_gradient_dispatch(const sparse_affinities& p, const exact_gradient_plan<Backend>* plan,
+tsne_gradient_stats exact_gradient_dispatch(const sparse_affinities& p, exact_gradient_plan<Backend>* plan,
                                             const const_matrix_ref<double>& y, matrix_ref<double> grad,
                                             double exaggeration, double dof, bool want_kl)
 {
     if constexpr (backend::is_simd<Backend>::value) {
         using arch = typename Backend::arch;
         const simd::tsne_csr32<arch>* p32 = plan != nullptr ? &plan->p32 : nullptr;
+        simd::exact_workspace<Dim, arch> local;
+        simd::exact_workspace<Dim, arch>& ws = plan != nullptr ? plan->template workspace<Dim>() : local;
         tsne_gradient_stats st;
         if (dof == 1.0)
-            simd::exact_gradient<Dim, arch, true>(p, p32, y, grad, exaggeration, dof, want_kl, st.z, st.kl);
+            simd::exact_gradient<Dim, arch, true>(p, p32, ws, y, grad, exaggeration, dof, want_kl, st.z, st.kl);
         else
-            simd::exact_gradient<Dim, arch, false>(p, p32, y, grad, exaggeration, dof, want_kl, st.z, st.kl);
+            simd::exact_gradient<Dim, arch, false>(p, p32, ws, y, grad, exaggeration, dof, want_kl, st.z, st.kl);
         return st;
     } else {
         (void)plan;
@@ -344,7 +359,7 @@ tsne_gradient_stats exact_gradient_dispatch(const sparse_affinities& p, const ex
 
 /// The exact gradient with arguments already checked; plan: from the same P, or nullptr.
 template <class Backend>
-tsne_gradient_stats exact_gradient_planned(const sparse_affinities& p, const exact_gradient_plan<Backend>* plan,
+tsne_gradient_stats exact_gradient_planned(const sparse_affinities& p, exact_gradient_plan<Backend>* plan,
                                            const const_matrix_ref<double>& y, matrix_ref<double> grad,
                                            double exaggeration, double dof, bool want_kl)
 {
