@@ -245,8 +245,15 @@ def main():
     for r in rows:
         kc = f"{r['kl_common']:.4f}" if r["kl_common"] == r["kl_common"] else "n/a"
         tr = f"{r['trust']:.4f}" + ("*" if r["trust_note"] else "")
-        print(f"| {r['method']:44} | {r['time']:8.2f} | {r['kl']:8.4f} | {kc:>11} | {tr:>8} | {r['acc']:9.4f} "
+        print(f"| {r['method']:44} | {r['time']:8.3f} | {r['kl']:8.4f} | {kc:>11} | {tr:>8} | {r['acc']:9.4f} "
               f"| {r['rss']:14.0f} |")
+    ours = [r for r in rows if r["method"].startswith("dskit")]
+    if ours:
+        for r in rows:
+            if r is not ours[0]:
+                print(f"\n{r['method']} / {ours[0]['method']}: time {r['time'] / ours[0]['time']:.2f}x, "
+                      f"KL (own) {100 * (ours[0]['kl'] / r['kl'] - 1):+.2f}%", end="")
+        print()
     if any(r["trust_note"] for r in rows):
         print("\n* trustworthiness on a random 5000-point subsample (the full computation is O(N^2) in memory)")
     if p is None:

@@ -295,9 +295,20 @@ struct tsne_csr32 {
             }
             for (; at < static_cast<std::size_t>(start[ui + 1]); ++at) cols[at] = static_cast<std::int32_t>(i);
         }
-        if (with_plogp)
-            for (double v : p.values)
-                if (v > 0.0) plogp += v * std::log(v);
+        if (with_plogp) { // in double vectors: ~200 000 scalar logs were 1.5 ms of a digits run's set-up
+            using D = xsimd::batch<double, Arch>;
+            constexpr std::size_t w = D::size;
+            const std::size_t m = p.values.size();
+            D acc(0.0);
+            std::size_t e = 0;
+            for (; e + w <= m; e += w) {
+                const D v = D::load_unaligned(p.values.data() + e);
+                acc += xsimd::select(v > D(0.0), v * xsimd::log(v), D(0.0)); // 0 log 0 = 0
+            }
+            plogp = xsimd::hadd(acc);
+            for (; e < m; ++e)
+                if (p.values[e] > 0.0) plogp += p.values[e] * std::log(p.values[e]);
+        }
     }
 };
 
