@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -538,7 +539,39 @@ void exact_gradient(const sparse_affinities& p, const tsne_csr32<Arch>* p32, exa
     auto& rep = ws.rep;
     auto& zrow = ws.zrow;
     auto& plogw = ws.plogw; // written for every point when want_kl, else unused
-    // One parallel region per gradient; each point's slots are then summed (O(N N / B), cheap).
+    // Each point's slots in tile order, in double: (T, R) columns for T < R, (R, R) rows then columns, then
+    // (R, T) rows for T > R (walked slot by slot; each point's sum in that order, whichever thread runs it).
+    // Run by the thread that finishes the last of tile R's T tile pairs, inside the same team (a second
+    // parallel loop for it cost ~10 us a gradient, digits).
+    const auto at = [&](index_t ta, index_t tb) {
+        return static_cast<std::size_t>(slot[static_cast<std::size_t>(ta * t + tb)]) * slot_size;
+    };
+    const auto reduce_tile = [&](index_t ri) {
+        const index_t i0 = ri * b, count = std::min(n, i0 + b) - i0;
+        std::vector<double> sums(slot_size, 0.0); // z for the tile's points, then f_1, ... (blocks of B)
+        const auto sb = static_cast<std::size_t>(b), sc = static_cast<std::size_t>(count);
+        const auto add = [&](const float* src) { // real points only (padding rows of part_i are unwritten)
+            for (std::size_t q = 0; q < D1; ++q)
+                for (std::size_t k = 0; k < sc; ++k) sums[q * sb + k] += static_cast<double>(src[q * sb + k]);
+        };
+        for (index_t tt = 0; tt < t; ++tt) {
+            if (tt <= ri) add(tt < ri ? part_j + at(tt, ri) : part_i + at(ri, ri));
+            if (tt >= ri) add(tt > ri ? part_i + at(ri, tt) : part_j + at(ri, ri));
+        }
+        for (index_t k = 0; k < count; ++k) {
+            const auto ui = static_cast<std::size_t>(i0 + k), uk = static_cast<std::size_t>(k);
+            zrow[ui] = sums[uk];
+            for (int d = 0; d < Dim; ++d)
+                rep[ui][static_cast<std::size_t>(d)] = sums[static_cast<std::size_t>(d + 1) * sb + uk];
+        }
+    };
+    // Tile pairs still to finish per tile (T each); acq_rel: the last one sees every other's slot writes.
+    const auto pending = std::make_unique<std::atomic<index_t>[]>(static_cast<std::size_t>(t));
+    for (index_t k = 0; k < t; ++k) pending[static_cast<std::size_t>(k)].store(t, std::memory_order_relaxed);
+    const auto done = [&](index_t tile) {
+        if (pending[static_cast<std::size_t>(tile)].fetch_sub(1, std::memory_order_acq_rel) == 1) reduce_tile(tile);
+    };
+    // One parallel region per gradient.
     parallel_for_dynamic(
         static_cast<index_t>(order.size()) + n_chunks,
         [&](index_t k) {
@@ -569,36 +602,11 @@ void exact_gradient(const sparse_affinities& p, const tsne_csr32<Arch>* p32, exa
             } else {
                 repulsion_tile<Dim, Arch, UnitDof, false, true>(cols, kern, i0, i1, j0, oi, oj);
             }
+            done(ti);
+            if (tj != ti) done(tj);
         },
         12.0 * static_cast<double>(b) * static_cast<double>(b));
 
-    // Each point's slots in tile order, in double: (T, R) columns for T < R, (R, R) rows then columns, then
-    // (R, T) rows for T > R (walked slot by slot; each point's sum in that order, whichever thread runs it).
-    const auto at = [&](index_t ta, index_t tb) {
-        return static_cast<std::size_t>(slot[static_cast<std::size_t>(ta * t + tb)]) * slot_size;
-    };
-    parallel_for(
-        t,
-        [&](index_t ri) {
-            const index_t i0 = ri * b, count = std::min(n, i0 + b) - i0;
-            std::vector<double> sums(slot_size, 0.0); // z for the tile's points, then f_1, ... (blocks of B)
-            const auto sb = static_cast<std::size_t>(b), sc = static_cast<std::size_t>(count);
-            const auto add = [&](const float* src) { // real points only (padding rows of part_i are unwritten)
-                for (std::size_t q = 0; q < D1; ++q)
-                    for (std::size_t k = 0; k < sc; ++k) sums[q * sb + k] += static_cast<double>(src[q * sb + k]);
-            };
-            for (index_t tt = 0; tt < t; ++tt) {
-                if (tt <= ri) add(tt < ri ? part_j + at(tt, ri) : part_i + at(ri, ri));
-                if (tt >= ri) add(tt > ri ? part_i + at(ri, tt) : part_j + at(ri, ri));
-            }
-            for (index_t k = 0; k < count; ++k) {
-                const auto ui = static_cast<std::size_t>(i0 + k), uk = static_cast<std::size_t>(k);
-                zrow[ui] = sums[uk];
-                for (int d = 0; d < Dim; ++d)
-                    rep[ui][static_cast<std::size_t>(d)] = sums[static_cast<std::size_t>(d + 1) * sb + uk];
-            }
-        },
-        static_cast<double>((t + 1) * static_cast<index_t>(slot_size)));
     const auto [z, total_plogw] = sum_tsne_gradient<Dim>(attr, rep, zrow, plogw, exaggeration, grad);
     z_out = z;
     if (want_kl) kl_out = p32->plogp - total_plogw + std::log(z);
