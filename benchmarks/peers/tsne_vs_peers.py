@@ -3,6 +3,11 @@
 
     python3 benchmarks/peers/tsne_vs_peers.py --dskit-bin build/tsne/examples/tsne_embed --threads 2
     python3 benchmarks/peers/tsne_vs_peers.py --mixture 20000 --dskit-bin ...   # needs make_gaussian_mixture.py
+    python3 benchmarks/peers/tsne_vs_peers.py --rounds 5 ...   # tools take turns 5 times; median times
+
+With --rounds R every tool runs R times, taking turns (tool A, tool B, tool A, ...), and the time column
+is each tool's median: this machine's speed drifts by 10-30% within minutes, and one run of each tool
+let that drift decide ratios near a threshold (digits: 18.5x to 22.2x in six one-round runs).
 
 Every tool runs in its own subprocess (peak RSS measured by /usr/bin/time) with OMP/MKL/OpenBLAS/
 Numba threads set to --threads (OMP_WAIT_POLICY left at the runtime's default unless --wait-policy sets it:
@@ -183,6 +188,24 @@ def load_dataset(args, tmp):
     return x, labels, path, name
 
 
+def run_tool(tool, args, xpath, tmp, env):
+    """One fit of one tool in its own process: (result dict, embedding, peak RSS in MiB)."""
+    out = pathlib.Path(tmp) / f"{tool}.npy"
+    if tool == "dskit":
+        csv = pathlib.Path(tmp) / "dskit.csv"
+        text, rss = run_child([str(args.dskit_bin), str(xpath), str(csv), "--perplexity", str(PERPLEXITY),
+                               "--threads", str(args.threads), "--seed", str(args.seed), "--method",
+                               args.dskit_method, "--quality", "0"], env)
+        m = re.search(r"done: (\d+) iterations, KL ([-\d.]+), ([\d.]+) s \(([^)]*)\)", text)
+        if not m:
+            raise RuntimeError(f"unexpected tsne_embed output:\n{text}")
+        y = np.loadtxt(csv, delimiter=",")
+        return {"seconds": float(m.group(3)), "kl": float(m.group(2)), "info": f"dskit, {m.group(4)}"}, y, rss
+    text, rss = run_child([sys.executable, __file__, "--threads", str(args.threads), "--seed", str(args.seed),
+                           "--worker", tool, str(xpath), str(out)], env)
+    return json.loads(text.strip().splitlines()[-1]), np.load(out), rss
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=pathlib.Path, default=ROOT / "examples/data/digits.csv")
@@ -194,6 +217,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tools", default="sklearn,opentsne,dskit")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every tool this many times, taking turns; times are medians over the rounds")
     ap.add_argument("--wait-policy", default="default", choices=["passive", "active", "default"],
                     help="OMP_WAIT_POLICY for every tool (passive: idle OpenMP threads sleep instead of spinning, "
                          "which matters on a machine shared with other work)")
@@ -210,35 +235,31 @@ def main():
         env["OMP_WAIT_POLICY"] = args.wait_policy.upper()
     rng = np.random.default_rng(0)
     rows = []
+    tools = args.tools.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         x, labels, xpath, name = load_dataset(args, tmp)
         n = x.shape[0]
         p = joint_p(x, PERPLEXITY) if n <= 5000 else None
-        for tool in args.tools.split(","):
-            out = pathlib.Path(tmp) / f"{tool}.npy"
-            if tool == "dskit":
-                csv = pathlib.Path(tmp) / "dskit.csv"
-                text, rss = run_child([str(args.dskit_bin), str(xpath), str(csv), "--perplexity", str(PERPLEXITY),
-                                       "--threads", str(args.threads), "--seed", str(args.seed), "--method",
-                                       args.dskit_method, "--quality", "0"], env)
-                m = re.search(r"done: (\d+) iterations, KL ([-\d.]+), ([\d.]+) s \(([^)]*)\)", text)
-                if not m:
-                    raise RuntimeError(f"unexpected tsne_embed output:\n{text}")
-                y = np.loadtxt(csv, delimiter=",")
-                res = {"seconds": float(m.group(3)), "kl": float(m.group(2)), "info": f"dskit, {m.group(4)}"}
-            else:
-                text, rss = run_child([sys.executable, __file__, "--threads", str(args.threads), "--seed",
-                                       str(args.seed), "--worker", tool, str(xpath), str(out)], env)
-                res = json.loads(text.strip().splitlines()[-1])
-                y = np.load(out)
+        # Rounds: every tool once per round, in turn, so that the machine's drift reaches all of them alike;
+        # the table reports each tool's median time (quality and memory from its last round: the runs are
+        # seeded, so every round computes the same embedding).
+        times = {tool: [] for tool in tools}
+        last = {}
+        for rnd in range(args.rounds):
+            for tool in tools:
+                res, y, rss = run_tool(tool, args, xpath, tmp, env)
+                times[tool].append(res["seconds"])
+                last[tool] = (res, y, rss)
+                print(f"  round {rnd + 1}: {res['info']}: {res['seconds']:.3f} s", file=sys.stderr, flush=True)
+        for tool in tools:
+            res, y, rss = last[tool]
             t, note = trust(x, y, rng)
-            rows.append({"method": res["info"], "time": res["seconds"], "kl": res["kl"],
-                         "kl_common": exact_kl(p, y) if p is not None else float("nan"), "trust": t,
-                         "trust_note": note, "acc": knn_accuracy(y, labels), "rss": rss})
-            print(f"  {res['info']}: {res['seconds']:.2f} s", file=sys.stderr, flush=True)
+            rows.append({"method": res["info"], "time": float(np.median(times[tool])), "times": times[tool],
+                         "kl": res["kl"], "kl_common": exact_kl(p, y) if p is not None else float("nan"),
+                         "trust": t, "trust_note": note, "acc": knn_accuracy(y, labels), "rss": rss})
 
     print(f"\n{name}; perplexity {PERPLEXITY:g}, {EARLY} + {LATE} iterations, {args.threads} threads, "
-          f"OMP_WAIT_POLICY {args.wait_policy}\n")
+          f"OMP_WAIT_POLICY {args.wait_policy}, {args.rounds} round(s) (time: median)\n")
     head = f"| {'method':44} | time (s) | KL (own) | KL (common) | trust@10 | 10-NN acc | peak RSS (MiB) |"
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
@@ -254,6 +275,9 @@ def main():
                 print(f"\n{r['method']} / {ours[0]['method']}: time {r['time'] / ours[0]['time']:.2f}x, "
                       f"KL (own) {100 * (ours[0]['kl'] / r['kl'] - 1):+.2f}%", end="")
         print()
+    if args.rounds > 1:
+        for r in rows:
+            print(f"{r['method']}: " + ", ".join(f"{t:.3f}" for t in r["times"]) + " s")
     if any(r["trust_note"] for r in rows):
         print("\n* trustworthiness on a random 5000-point subsample (the full computation is O(N^2) in memory)")
     if p is None:
