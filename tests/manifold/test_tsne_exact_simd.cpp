@@ -137,3 +137,18 @@ TEST_CASE("tsne exact simd: bit-identical across thread counts, and as good as t
     for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<std::int64_t>(i % 4);
     CHECK(knn_accuracy(r1.embedding, labels, 10) > 0.99);
 }
+
+TEST_CASE("tsne exact simd: no points")
+{
+    // An empty P and embedding: no tiles and no work, as on the scalar reference (this divided by a tile
+    // size of 0 before).
+    sparse_affinities p;
+    p.n = 0;
+    const matrix<double> y(0, 2);
+    matrix<double> gs(0, 2), gv(0, 2);
+    const auto ss = tsne_gradient_exact<backend::scalar>(p, y, gs);
+    const auto sv = tsne_gradient_exact<simd_backend>(p, y, gv);
+    CHECK(sv.z == 0.0);
+    CHECK(sv.z == ss.z);
+    CHECK(sv.kl == ss.kl);
+}

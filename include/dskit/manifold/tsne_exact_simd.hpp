@@ -59,7 +59,7 @@ struct tsne_columns {
             // tile, not most of the last tile).
             const index_t want = std::max<index_t>(900, (n + 31) / 32);
             const index_t count = std::max<index_t>(1, (n + want - 1) / want);
-            tile = ((n + count - 1) / count + lanes - 1) / lanes * lanes;
+            tile = std::max(lanes, ((n + count - 1) / count + lanes - 1) / lanes * lanes); // N = 0: no tiles
             n_tiles = (n + tile - 1) / tile;
             n_pad = n_tiles * tile;
             tile_padding = n_pad - n;
