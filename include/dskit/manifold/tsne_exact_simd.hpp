@@ -26,6 +26,7 @@
 
 #include "dskit/core/matrix.hpp"
 #include "dskit/core/parallel.hpp"
+#include "dskit/core/uninitialized_buffer.hpp"
 #include "dskit/manifold/affinity.hpp"
 #include "dskit/manifold/tsne_gradient_sum.hpp"
 
@@ -455,14 +456,12 @@ double attraction_row(const tsne_csr32<Arch>& p, const tsne_columns<Dim, Arch>& 
 /// the same N): the float columns, the tile pairs' work list and slots, the per-point sums.
 template <int Dim, class Arch>
 struct exact_workspace {
-    struct aligned_free_deleter {
-        void operator()(float* f) const noexcept { xsimd::aligned_free(f); }
-    };
     tsne_columns<Dim, Arch> cols;
     index_t layout_n = -1; ///< the N the layout below is for
     std::vector<std::pair<index_t, index_t>> pairs;
     std::vector<index_t> slot, order;
-    std::unique_ptr<float[], aligned_free_deleter> part_i, part_j;
+    uninitialized_buffer<float> part_i, part_j;
+    std::vector<double> tile_sums; ///< one slot of doubles per tile, where its slots are summed
     std::vector<std::array<double, Dim>> attr, rep;
     std::vector<double> zrow, plogw;
 
@@ -498,8 +497,9 @@ struct exact_workspace {
         for (index_t k = 0; k < t; ++k) order.push_back(slot[static_cast<std::size_t>(k * t + k)]);
         // Every slot entry read is written first (no zero fill).
         const std::size_t count = pairs.size() * slot_size();
-        part_i.reset(static_cast<float*>(xsimd::aligned_malloc(count * sizeof(float), 64)));
-        part_j.reset(static_cast<float*>(xsimd::aligned_malloc(count * sizeof(float), 64)));
+        part_i = uninitialized_buffer<float>(count);
+        part_j = uninitialized_buffer<float>(count);
+        tile_sums.resize(static_cast<std::size_t>(t) * slot_size());
     }
     /// Floats in one slot: z and the Dim force sums, B points each.
     [[nodiscard]] std::size_t slot_size() const noexcept
@@ -550,7 +550,8 @@ void exact_gradient(const sparse_affinities& p, const tsne_csr32<Arch>* p32, exa
     };
     const auto reduce_tile = [&](index_t ri) {
         const index_t i0 = ri * b, count = std::min(n, i0 + b) - i0;
-        std::vector<double> sums(slot_size, 0.0); // z for the tile's points, then f_1, ... (blocks of B)
+        double* sums = ws.tile_sums.data() + static_cast<std::size_t>(ri) * slot_size; // z, then f_1, ... (blocks of B)
+        std::fill(sums, sums + slot_size, 0.0);
         const auto sb = static_cast<std::size_t>(b), sc = static_cast<std::size_t>(count);
         const auto add = [&](const float* src) { // real points only (padding rows of part_i are unwritten)
             for (std::size_t q = 0; q < D1; ++q)

@@ -20,6 +20,7 @@
 #include <cmath>
 #include <string>
 #include <type_traits>
+#include <tuple>
 #include <vector>
 
 #include "dskit/backend/tags.hpp"
@@ -319,20 +320,9 @@ struct exact_gradient_plan {
 template <class Arch>
 struct exact_gradient_plan<backend::simd<Arch>> {
     simd::tsne_csr32<Arch> p32;
-    simd::exact_workspace<1, Arch> ws1;
-    simd::exact_workspace<2, Arch> ws2;
-    simd::exact_workspace<3, Arch> ws3;
+    std::tuple<simd::exact_workspace<1, Arch>, simd::exact_workspace<2, Arch>, simd::exact_workspace<3, Arch>>
+        workspaces; ///< by output dimension
     explicit exact_gradient_plan(const sparse_affinities& p) : p32(p) {}
-    template <int Dim>
-    simd::exact_workspace<Dim, Arch>& workspace() noexcept
-    {
-        if constexpr (Dim == 1)
-            return ws1;
-        else if constexpr (Dim == 2)
-            return ws2;
-        else
-            return ws3;
-    }
 };
 
 template <int Dim, class Backend>
@@ -344,7 +334,7 @@ tsne_gradient_stats exact_gradient_dispatch(const sparse_affinities& p, exact_gr
         using arch = typename Backend::arch;
         const simd::tsne_csr32<arch>* p32 = plan != nullptr ? &plan->p32 : nullptr;
         simd::exact_workspace<Dim, arch> local;
-        simd::exact_workspace<Dim, arch>& ws = plan != nullptr ? plan->template workspace<Dim>() : local;
+        simd::exact_workspace<Dim, arch>& ws = plan != nullptr ? std::get<Dim - 1>(plan->workspaces) : local;
         tsne_gradient_stats st;
         if (dof == 1.0)
             simd::exact_gradient<Dim, arch, true>(p, p32, ws, y, grad, exaggeration, dof, want_kl, st.z, st.kl);
