@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -134,6 +135,98 @@ inline void calibrate_row(const float* sq_dist, index_t k, double perplexity, do
     for (j = 0; j < k; ++j) p[j] *= inv;
 }
 
+/// (C + C^T) / (2N) in CSR, C the conditional matrix cond on the graph's columns. Row i is the merge of i's
+/// own entries, in column order, with the rows that list i, in row order; equal columns are summed. Both
+/// orders come from two counting-sort passes over entry numbers e = i k + c (4 bytes while N k fits, else 8):
+/// the transpose (for each column j the entries naming j, rows ascending), then its transpose (for each row
+/// its entries in column order), so no row is sorted. Each output row is built from its own inputs alone, in
+/// a fixed order: the result is the same for any thread count.
+template <class Entry>
+sparse_affinities symmetrise_affinities_as(const index_matrix& nbr, const matrix<double>& cond)
+{
+    const index_t n = nbr.rows(), k = nbr.cols();
+    const index_t* col = nbr.data();
+    const double* val = cond.data();
+    const auto m = static_cast<std::size_t>(n * k);
+    std::vector<index_t> rev_start(static_cast<std::size_t>(n) + 1, 0);
+    for (std::size_t e = 0; e < m; ++e) ++rev_start[static_cast<std::size_t>(col[e]) + 1];
+    for (index_t i = 0; i < n; ++i)
+        rev_start[static_cast<std::size_t>(i) + 1] += rev_start[static_cast<std::size_t>(i)];
+    // rev: for each column j the entries naming it and their rows, rows ascending; own: for each row its
+    // entries in column order (the transpose of rev, rows walked in column order).
+    std::vector<Entry> rev(m), rev_row(m), own(m);
+    std::vector<index_t> cursor(rev_start.begin(), rev_start.end() - 1);
+    for (index_t i = 0, e = 0; i < n; ++i)
+        for (index_t c = 0; c < k; ++c, ++e) {
+            const auto t = static_cast<std::size_t>(cursor[static_cast<std::size_t>(col[e])]++);
+            rev[t] = static_cast<Entry>(e);
+            rev_row[t] = static_cast<Entry>(i);
+        }
+    for (index_t i = 0; i < n; ++i) cursor[static_cast<std::size_t>(i)] = i * k;
+    for (std::size_t t = 0; t < m; ++t) own[static_cast<std::size_t>(cursor[rev_row[t]]++)] = rev[t];
+    const auto merge = [&](index_t i, auto&& emit) {
+        const Entry* a = own.data() + i * k;
+        const Entry* a_end = a + k;
+        index_t b = rev_start[static_cast<std::size_t>(i)];
+        const index_t b_end = rev_start[static_cast<std::size_t>(i) + 1];
+        index_t last = -1;
+        double v = 0.0;
+        while (a != a_end || b != b_end) {
+            index_t c;
+            double x;
+            if (b == b_end || (a != a_end && col[*a] <= static_cast<index_t>(rev_row[static_cast<std::size_t>(b)]))) {
+                c = col[*a];
+                x = val[*a++];
+            } else {
+                c = static_cast<index_t>(rev_row[static_cast<std::size_t>(b)]);
+                x = val[rev[static_cast<std::size_t>(b++)]];
+            }
+            if (c != last) {
+                if (last >= 0) emit(last, v);
+                last = c;
+                v = x;
+            } else {
+                v += x;
+            }
+        }
+        if (last >= 0) emit(last, v);
+    };
+    // Two passes over the merges: the length of each row, then (after the prefix sum) its entries. A column
+    // normally comes once from each side; a precomputed graph that lists a neighbour twice adds more terms.
+    sparse_affinities p;
+    p.n = n;
+    p.indptr.assign(static_cast<std::size_t>(n) + 1, 0);
+    parallel_for(
+        n,
+        [&](index_t i) {
+            index_t len = 0;
+            merge(i, [&](index_t, double) { ++len; });
+            p.indptr[static_cast<std::size_t>(i) + 1] = len;
+        },
+        4.0 * static_cast<double>(k));
+    for (index_t i = 0; i < n; ++i) p.indptr[static_cast<std::size_t>(i) + 1] += p.indptr[static_cast<std::size_t>(i)];
+    p.indices.resize(static_cast<std::size_t>(p.indptr.back()));
+    p.values.resize(static_cast<std::size_t>(p.indptr.back()));
+    const double scale = 1.0 / (2.0 * static_cast<double>(n));
+    parallel_for(
+        n,
+        [&](index_t i) {
+            auto at = static_cast<std::size_t>(p.indptr[static_cast<std::size_t>(i)]);
+            merge(i, [&](index_t c, double v) {
+                p.indices[at] = c;
+                p.values[at++] = v * scale;
+            });
+        },
+        4.0 * static_cast<double>(k));
+    return p;
+}
+
+inline sparse_affinities symmetrise_affinities(const index_matrix& nbr, const matrix<double>& cond, bool narrow)
+{
+    return narrow ? symmetrise_affinities_as<std::uint32_t>(nbr, cond)
+                  : symmetrise_affinities_as<std::uint64_t>(nbr, cond);
+}
+
 } // namespace detail
 
 /// Symmetric t-SNE affinities from a neighbour graph (squared distances, any metric). Row sums of the
@@ -166,78 +259,7 @@ inline sparse_affinities perplexity_affinities(const knn_graph& g, double perple
         n, [&](index_t i) { detail::calibrate_row(&g.sq_distances(i, 0), k, perplexity, &cond(i, 0)); },
         40.0 * static_cast<double>(k));
 
-    // P + P^T in CSR. Row i is the merge of its own neighbours (sorted by column here) with the rows j that
-    // list i (ascending j by construction), equal columns summed. Each row is built from its own inputs
-    // alone, in a fixed order, so the result is the same for any thread count.
-    std::vector<std::pair<index_t, double>> own(static_cast<std::size_t>(n * k));
-    detail::parallel_for(
-        n,
-        [&](index_t i) {
-            auto* row = own.data() + i * k;
-            for (index_t c = 0; c < k; ++c) row[c] = {g.indices(i, c), cond(i, c)};
-            std::sort(row, row + k, [](const auto& a, const auto& b) { return a.first < b.first; });
-        },
-        8.0 * static_cast<double>(k));
-    std::vector<index_t> rev_start(static_cast<std::size_t>(n) + 1, 0);
-    for (index_t i = 0; i < n; ++i)
-        for (index_t c = 0; c < k; ++c) ++rev_start[static_cast<std::size_t>(g.indices(i, c)) + 1];
-    for (index_t i = 0; i < n; ++i)
-        rev_start[static_cast<std::size_t>(i) + 1] += rev_start[static_cast<std::size_t>(i)];
-    std::vector<std::pair<index_t, double>> rev(static_cast<std::size_t>(n * k));
-    {
-        std::vector<index_t> fill(rev_start.begin(), rev_start.end() - 1);
-        for (index_t i = 0; i < n; ++i)
-            for (index_t c = 0; c < k; ++c)
-                rev[static_cast<std::size_t>(fill[static_cast<std::size_t>(g.indices(i, c))]++)] = {i, cond(i, c)};
-    }
-    // Two passes over the merges: the length of each row, then (after the prefix sum) its entries. A column
-    // normally comes once from each side; a precomputed graph that lists a neighbour twice adds more terms.
-    const auto merge = [&](index_t i, auto&& emit) {
-        const auto* a = own.data() + i * k;
-        const auto* a_end = a + k;
-        const auto* b = rev.data() + rev_start[static_cast<std::size_t>(i)];
-        const auto* b_end = rev.data() + rev_start[static_cast<std::size_t>(i) + 1];
-        index_t col = -1;
-        double v = 0.0;
-        while (a != a_end || b != b_end) {
-            const bool take_a = b == b_end || (a != a_end && a->first <= b->first);
-            const auto& e = take_a ? *a++ : *b++;
-            if (e.first != col) {
-                if (col >= 0) emit(col, v);
-                col = e.first;
-                v = e.second;
-            } else {
-                v += e.second;
-            }
-        }
-        if (col >= 0) emit(col, v);
-    };
-    sparse_affinities p;
-    p.n = n;
-    p.indptr.assign(static_cast<std::size_t>(n) + 1, 0);
-    detail::parallel_for(
-        n,
-        [&](index_t i) {
-            index_t len = 0;
-            merge(i, [&](index_t, double) { ++len; });
-            p.indptr[static_cast<std::size_t>(i) + 1] = len;
-        },
-        4.0 * static_cast<double>(k));
-    for (index_t i = 0; i < n; ++i) p.indptr[static_cast<std::size_t>(i) + 1] += p.indptr[static_cast<std::size_t>(i)];
-    p.indices.resize(static_cast<std::size_t>(p.indptr.back()));
-    p.values.resize(static_cast<std::size_t>(p.indptr.back()));
-    const double scale = 1.0 / (2.0 * static_cast<double>(n));
-    detail::parallel_for(
-        n,
-        [&](index_t i) {
-            auto at = static_cast<std::size_t>(p.indptr[static_cast<std::size_t>(i)]);
-            merge(i, [&](index_t col, double v) {
-                p.indices[at] = col;
-                p.values[at++] = v * scale;
-            });
-        },
-        4.0 * static_cast<double>(k));
-    return p;
+    return detail::symmetrise_affinities(g.indices, cond, n * k <= index_t{0xffffffff});
 }
 
 /// P for t-SNE from raw data: exact kNN with k = tsne_neighbors_for(perplexity, N), then calibration.
