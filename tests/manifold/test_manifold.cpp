@@ -61,6 +61,22 @@ TEST_CASE("manifold: exact kNN matches brute force, ties by index")
         const auto all = brute_force(copies, i);
         for (index_t c = 0; c < 10; ++c) CHECK(gc.indices(i, c) == all[static_cast<std::size_t>(c)].second);
     }
+    // More points than one column block (2048) and more candidates than 2k before the bound settles (low
+    // dimension, clustered, k = 150): the state carried across blocks and the cut-backs select what brute
+    // force does.
+    const matrix<float> wide = clusters(2600, 3, 17);
+    const knn_graph gw = exact_knn(wide, 150);
+    for (index_t i : {index_t{0}, index_t{1}, index_t{777}, index_t{2047}, index_t{2048}, index_t{2599}}) {
+        const auto all = brute_force(wide, i);
+        for (index_t c = 0; c < 150; ++c) CHECK(gw.indices(i, c) == all[static_cast<std::size_t>(c)].second);
+    }
+    // Too few columns for a first bound (N < 4 (k + 1)): every point enters and the list is cut back at 2k.
+    const matrix<float> few = test::random_matrix(120, 4, 5);
+    const knn_graph gf = exact_knn(few, 50);
+    for (index_t i = 0; i < few.rows(); i += 11) {
+        const auto all = brute_force(few, i);
+        for (index_t c = 0; c < 50; ++c) CHECK(gf.indices(i, c) == all[static_cast<std::size_t>(c)].second);
+    }
     // Duplicates: every copy is at distance 0 and they come in index order.
     matrix<float> dup = matrix<float>::Zero(5, 3);
     const knn_graph gd = exact_knn(dup, 4);
@@ -265,6 +281,19 @@ TEST_CASE("manifold: precomputed neighbours and affinities")
           std::string::npos);
     CHECK(error_message([&] { perplexity_affinities(g, 31.0); }).find("number of neighbours = 30") !=
           std::string::npos);
+    // The symmetrisation's wide entry numbers (used once N k needs more than 32 bits) build the same CSR.
+    {
+        matrix<double> cond(g.indices.rows(), g.indices.cols());
+        for (index_t i = 0; i < cond.rows(); ++i) detail::calibrate_row(&g.sq_distances(i, 0), 30, 10.0, &cond(i, 0));
+        const sparse_affinities narrow = detail::symmetrise_affinities(g.indices, cond, true);
+        const sparse_affinities wide = detail::symmetrise_affinities(g.indices, cond, false);
+        CHECK(narrow.indptr == wide.indptr);
+        CHECK(narrow.indices == wide.indices);
+        CHECK(narrow.values == wide.values);
+        CHECK(narrow.indptr == p.indptr);
+        CHECK(narrow.indices == p.indices);
+        CHECK(narrow.values == p.values);
+    }
     // A graph that lists a neighbour twice: the CSR holds that column once, with every contribution summed.
     knn_graph twice = g;
     twice.indices(7, 1) = twice.indices(7, 0);

@@ -24,6 +24,7 @@
 #include "dskit/core/error.hpp"
 #include "dskit/core/matrix.hpp"
 #include "dskit/core/parallel.hpp"
+#include "dskit/core/uninitialized_buffer.hpp"
 #include "dskit/ops/gemm.hpp"
 
 namespace dskit {
@@ -39,20 +40,30 @@ struct knn_graph {
 
 namespace detail {
 
-/// Calls f(b) for b in [0, n) inside an OpenMP team whenever more than one thread is allowed. Eigen's GEMM
-/// runs single-threaded inside a team, so every block is computed with the same blocking (and the same
-/// rounding) whatever the thread count: results stay bit-identical.
+/// Calls f(b, t) for b in [0, n) inside an OpenMP team whenever more than one thread is allowed; t < the
+/// number of threads (parallel_threads()) numbers the calling thread, for scratch it owns. Blocks are handed
+/// out one at a time. Eigen's GEMM runs single-threaded inside a team, so every block is computed with the
+/// same blocking (and the same rounding) whatever the thread count: results stay bit-identical.
 template <class F>
 void parallel_blocks(index_t n, F&& f)
 {
 #if DSKIT_HAS_OPENMP
     if (n > 1 && !omp_in_parallel() && omp_get_max_threads() > 1) {
-#pragma omp parallel for schedule(static)
-        for (index_t b = 0; b < n; ++b) f(b);
+#pragma omp parallel for schedule(dynamic, 1)
+        for (index_t b = 0; b < n; ++b) f(b, omp_get_thread_num());
         return;
     }
 #endif
-    for (index_t b = 0; b < n; ++b) f(b);
+    for (index_t b = 0; b < n; ++b) f(b, 0);
+}
+
+/// Threads parallel_blocks may use.
+inline int parallel_threads()
+{
+#if DSKIT_HAS_OPENMP
+    if (!omp_in_parallel()) return omp_get_max_threads();
+#endif
+    return 1;
 }
 
 /// Throws value_error naming `op` if x holds NaN or Inf.
@@ -82,6 +93,48 @@ struct knn_entry {
     index_t j;
     friend bool operator<(const knn_entry& a, const knn_entry& b) { return a.d < b.d || (a.d == b.d && a.j < b.j); }
 };
+
+/// Packed candidate: order-preserving bits of the float key (high half), column index (low half). Needs
+/// key != -0 (callers add +0) and j < 2^32.
+inline std::uint64_t knn_key(float key, index_t j) noexcept
+{
+    const auto b = std::bit_cast<std::uint32_t>(key);
+    const std::uint32_t ordered = (b & 0x80000000u) != 0 ? ~b : (b | 0x80000000u);
+    return (static_cast<std::uint64_t>(ordered) << 32) | static_cast<std::uint64_t>(j);
+}
+inline float knn_key_value(std::uint64_t packed) noexcept
+{
+    const auto ordered = static_cast<std::uint32_t>(packed >> 32);
+    return std::bit_cast<float>((ordered & 0x80000000u) != 0 ? (ordered & 0x7fffffffu) : ~ordered);
+}
+inline index_t knn_key_index(std::uint64_t packed) noexcept
+{
+    return static_cast<index_t>(packed & 0xffffffffu);
+}
+
+/// A value t with at least `rank` of v[0..n) <= t, close to the rank-th smallest (never below it): bisection
+/// on the value range, counting with vector compares (n a multiple of the batch size). Needs 1 <= rank <= n.
+inline float kth_smallest_bound(const float* v, index_t n, index_t rank)
+{
+    using fb = xsimd::batch<float>;
+    constexpr index_t w = static_cast<index_t>(fb::size);
+    fb lo_v(std::numeric_limits<float>::infinity()), hi_v(-std::numeric_limits<float>::infinity());
+    for (index_t c = 0; c < n; c += w) {
+        const fb x = fb::load_unaligned(v + c);
+        lo_v = xsimd::min(lo_v, x);
+        hi_v = xsimd::max(hi_v, x);
+    }
+    float lo = simd::reduce_min(lo_v), hi = simd::reduce_max(hi_v); // count(<= hi) = n >= rank
+    if (!std::isfinite(hi)) return hi;
+    for (int step = 0; step < 16 && lo < hi; ++step) {
+        const float mid = lo + 0.5f * (hi - lo);
+        if (!(mid < hi)) break;
+        index_t cnt = 0;
+        for (index_t c = 0; c < n; c += w) cnt += std::popcount(simd::lane_mask(fb::load_unaligned(v + c) <= fb(mid)));
+        (cnt >= rank ? hi : lo) = mid;
+    }
+    return hi;
+}
 
 inline double exact_sq_distance(const const_matrix_ref<float>& x, index_t i, index_t j)
 {
@@ -119,6 +172,8 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
     if (k < 1 || k > n - 1)
         throw value_error(detail::describe("exact_knn", "k in [1, N - 1 = " + std::to_string(n - 1) + "]",
                                            "k = " + std::to_string(k)));
+    if (n > index_t{0xffffffff})
+        throw value_error(detail::describe("exact_knn", "at most 2^32 - 1 points", std::to_string(n) + " points"));
     detail::require_finite("exact_knn", x);
 
     // Centring keeps ||x||² small relative to distances, so the GEMM trick loses fewer digits.
@@ -128,52 +183,77 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
     Eigen::VectorXf norms(n);
     for (index_t i = 0; i < n; ++i) norms(i) = xc.row(i).squaredNorm();
 
-    // Blocks of at most 256 rows, of equal size: 1797 rows in 7 blocks of 256 and one of 5 left one of
-    // two threads a block short (digits: 25% of the kNN's time). The sizes depend on N only, never on the
-    // thread count, so the result does not either.
-    constexpr index_t col_block = 2048, max_row_block = 256;
+    // Blocks of at most 64 rows, of equal size, handed out one at a time: few, large blocks left one thread
+    // idle at the end (digits: 7 blocks of 256 on 2 threads). The sizes depend on N only, never on the thread
+    // count, so the result does not either.
+    constexpr index_t col_block = 2048, max_row_block = 64;
     const index_t n_row_blocks = (n + max_row_block - 1) / max_row_block;
     const index_t row_block = (n + n_row_blocks - 1) / n_row_blocks;
     knn_graph g{index_matrix(n, k), matrix<float>(n, k)};
 
-    detail::parallel_blocks(n_row_blocks, [&](index_t rb) {
+    // Candidates are packed 64-bit keys (order-preserving bits of the float key << 32 | column), so the total
+    // order (key, index) is one integer compare: the surviving set is unique and selection is a plain
+    // nth_element on integers.
+    const auto cap = static_cast<std::size_t>(2 * k + 64);
+    const index_t max_cols = std::min(col_block, n);
+    struct scratch {
+        matrix<float> dots;
+        detail::uninitialized_buffer<std::uint64_t> cands;
+        std::vector<index_t> count;
+        std::vector<float> bound, group_mins;
+        std::vector<detail::knn_entry> best;
+    };
+    // One scratch per thread, not per block: fresh pages cost more than the selection on 64-row blocks.
+    std::vector<scratch> scratches(static_cast<std::size_t>(detail::parallel_threads()));
+    detail::parallel_blocks(n_row_blocks, [&](index_t rb, int thread) {
         const index_t r0 = rb * row_block, rn = std::min(row_block, n - r0);
-        matrix<float> dots(rn, std::min(col_block, n));
+        scratch& sc = scratches[static_cast<std::size_t>(thread)];
+        if (sc.dots.rows() == 0) {
+            sc.dots.resize(row_block, max_cols);
+            sc.cands = detail::uninitialized_buffer<std::uint64_t>(static_cast<std::size_t>(row_block) * cap);
+            sc.best.resize(static_cast<std::size_t>(k));
+        }
+        auto& dots = sc.dots;
         // Per row: the candidates so far and the key a new one must not exceed. Candidates are appended and,
         // whenever 2k have gathered, cut back to the k best (nth_element, O(k)): O(1) per candidate, where a heap
-        // pays a logarithmic sift for each. The total order (key, index) makes the surviving set unique.
-        std::vector<std::vector<detail::knn_entry>> cands(static_cast<std::size_t>(rn));
-        std::vector<float> bound(static_cast<std::size_t>(rn), std::numeric_limits<float>::infinity());
-        const auto keep_best = [k](std::vector<detail::knn_entry>& v) {
-            if (static_cast<index_t>(v.size()) <= k) return;
-            std::nth_element(v.begin(), v.begin() + (k - 1), v.end());
-            v.resize(static_cast<std::size_t>(k));
+        // pays a logarithmic sift for each.
+        std::uint64_t* cands = sc.cands.get();
+        auto& count = sc.count;
+        auto& bound = sc.bound;
+        count.assign(static_cast<std::size_t>(rn), 0);
+        bound.assign(static_cast<std::size_t>(rn), std::numeric_limits<float>::infinity());
+        const auto keep_best = [k](std::uint64_t* v, index_t& cnt) {
+            if (cnt <= k) return;
+            std::nth_element(v, v + (k - 1), v + cnt);
+            cnt = k;
         };
-        for (auto& v : cands) v.reserve(2 * static_cast<std::size_t>(k) + 16);
-        std::vector<float> group_mins;
         using fb = xsimd::batch<float>;
         constexpr index_t w = static_cast<index_t>(fb::size);
+        alignas(64) float lanes[w];
         for (index_t c0 = 0; c0 < n; c0 += col_block) {
             const index_t cn = std::min(col_block, n - c0);
-            auto block = dots.leftCols(cn);
+            auto block = dots.topLeftCorner(rn, cn);
             ops::matmul_nt(xc.middleRows(r0, rn), xc.middleRows(c0, cn), block);
             for (index_t r = 0; r < rn; ++r) {
-                auto& v = cands[static_cast<std::size_t>(r)];
+                std::uint64_t* v = cands + static_cast<std::size_t>(r) * cap;
+                index_t& cnt = count[static_cast<std::size_t>(r)];
                 float& thr = bound[static_cast<std::size_t>(r)];
                 const index_t i = r0 + r;
-                // Selection key ||y||² - 2 x·y: ||x||² is the same for the whole row, so it cannot change the
-                // order, and the survivors' distances are recomputed exactly below.
+                // Selection key ||y||² - 2 x·y (+ 0, so -0 reads as +0): ||x||² is the same for the whole row, so
+                // it cannot change the order, and the survivors' distances are recomputed exactly below.
                 const float* dot = &block(r, 0);
                 const float* nrm = norms.data() + c0;
-                const auto consider = [&](index_t c) {
-                    const float key = nrm[c] - 2.0f * dot[c];
+                const auto key_at = [&](index_t c) {
+                    return fb::load_unaligned(nrm + c) - fb(2.0f) * fb::load_unaligned(dot + c) + fb(0.0f);
+                };
+                const auto push = [&](float key, index_t c) {
                     const index_t j = c0 + c;
-                    if (key > thr || j == i) return;
-                    v.push_back(detail::knn_entry{key, j});
-                    if (static_cast<index_t>(v.size()) >= 2 * k) {
-                        keep_best(v);
-                        thr = static_cast<float>(v[static_cast<std::size_t>(k - 1)].d); // the k-th best so far
-                    }
+                    if (j != i) v[cnt++] = detail::knn_key(key, j);
+                };
+                const auto shrink = [&] {
+                    if (cnt < 2 * k) return;
+                    keep_best(v, cnt);
+                    thr = detail::knn_key_value(v[k - 1]); // the k-th best so far
                 };
                 if (thr == std::numeric_limits<float>::infinity() && cn >= 4 * (k + 1)) {
                     // A first bound before any candidate: the (k + 1)-th smallest of the minima of 2 (k + 1)
@@ -181,34 +261,52 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
                     // i itself, so at least k others lie within it; without it the first 2k columns all
                     // entered and were cut back again and again while the bound tightened.
                     const index_t m = (2 * (k + 1) + w - 1) / w; // groups: lane l of vectors v = m q + r
-                    auto& mins = group_mins;                     // reused across rows
+                    auto& mins = sc.group_mins;                  // reused across rows
                     mins.assign(static_cast<std::size_t>(m * w), std::numeric_limits<float>::infinity());
-                    for (index_t c = 0, v = 0; c + w <= cn; c += w, v = v + 1 == m ? 0 : v + 1) {
-                        const fb key = fb::load_unaligned(nrm + c) - fb(2.0f) * fb::load_unaligned(dot + c);
-                        float* g = mins.data() + v * w;
-                        xsimd::min(fb::load_unaligned(g), key).store_unaligned(g);
+                    for (index_t c = 0, q = 0; c + w <= cn; c += w, q = q + 1 == m ? 0 : q + 1) {
+                        float* gm = mins.data() + q * w;
+                        xsimd::min(fb::load_unaligned(gm), key_at(c)).store_unaligned(gm);
                     }
-                    std::nth_element(mins.begin(), mins.begin() + k, mins.end());
-                    thr = mins[static_cast<std::size_t>(k)];
+                    thr = detail::kth_smallest_bound(mins.data(), m * w, k + 1);
                 }
                 // Most candidates are rejected: test a batch against the bound at once and visit only the lanes
-                // it lets through (the keys are floats, so this selects exactly what the one-by-one test would;
-                // consider() tests again against the bound as it tightens).
+                // it lets through (the keys are floats, so this selects exactly what the one-by-one test would).
                 index_t c = 0;
                 for (; c + w <= cn; c += w) {
-                    const fb key = fb::load_unaligned(nrm + c) - fb(2.0f) * fb::load_unaligned(dot + c);
-                    for (std::uint32_t m = detail::simd::lane_mask(key <= fb(thr)); m != 0; m &= m - 1)
-                        consider(c + std::countr_zero(m));
+                    const fb key = key_at(c);
+                    std::uint32_t mask = detail::simd::lane_mask(key <= fb(thr));
+                    if (mask == 0) continue;
+                    key.store_aligned(lanes);
+                    for (; mask != 0; mask &= mask - 1) {
+                        const auto l = static_cast<index_t>(std::countr_zero(mask));
+                        push(lanes[l], c + l);
+                    }
+                    shrink();
                 }
-                for (; c < cn; ++c) consider(c);
+                for (; c < cn; ++c) {
+                    const float key = nrm[c] - 2.0f * dot[c] + 0.0f;
+                    if (key <= thr) push(key, c);
+                    shrink();
+                }
             }
         }
-        for (auto& v : cands) keep_best(v);
+        auto& best = sc.best;
         for (index_t r = 0; r < rn; ++r) {
-            auto& best = cands[static_cast<std::size_t>(r)];
+            std::uint64_t* v = cands + static_cast<std::size_t>(r) * cap;
+            // The k best by packed key, in key order (fewer than 2k candidates: sorting them all is cheaper
+            // than nth_element followed by a sort of k).
+            std::sort(v, v + count[static_cast<std::size_t>(r)]);
+            // Sorted by the float key, the exact distances are nearly in order already: the insertion sort by
+            // (exact distance, index) moves only the near-ties the float keys misordered.
             const index_t i = r0 + r;
-            for (auto& e : best) e.d = detail::exact_sq_distance(x, i, e.j);
-            std::sort(best.begin(), best.end());
+            for (index_t c = 0; c < k; ++c) {
+                const index_t j = detail::knn_key_index(v[c]);
+                detail::knn_entry e{detail::exact_sq_distance(x, i, j), j};
+                index_t t = c;
+                for (; t > 0 && e < best[static_cast<std::size_t>(t - 1)]; --t)
+                    best[static_cast<std::size_t>(t)] = best[static_cast<std::size_t>(t - 1)];
+                best[static_cast<std::size_t>(t)] = e;
+            }
             for (index_t c = 0; c < k; ++c) {
                 g.indices(i, c) = best[static_cast<std::size_t>(c)].j;
                 g.sq_distances(i, c) = static_cast<float>(best[static_cast<std::size_t>(c)].d);

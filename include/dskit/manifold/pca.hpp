@@ -34,7 +34,7 @@ inline matrix<double> pca_project(const_matrix_ref<float> x, index_t dims)
     constexpr index_t chunk = 1024;
     const index_t n_chunks = (n + chunk - 1) / chunk;
     std::vector<Eigen::MatrixXd> partial(static_cast<std::size_t>(n_chunks));
-    detail::parallel_blocks(n_chunks, [&](index_t b) {
+    detail::parallel_blocks(n_chunks, [&](index_t b, int) {
         const index_t r0 = b * chunk, rn = std::min(chunk, n - r0);
         const Eigen::MatrixXd xc = x.middleRows(r0, rn).cast<double>().rowwise() - mean;
         partial[static_cast<std::size_t>(b)].noalias() = xc.transpose() * xc;
