@@ -2,8 +2,10 @@
 // Barnes-Hut gradient against the exact one, determinism across thread counts, and bad input.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -84,6 +86,20 @@ TEST_CASE("manifold: exact kNN matches brute force, ties by index")
     CHECK(gd.indices(2, 1) == 1);
     CHECK(gd.indices(2, 2) == 3);
     CHECK(gd.sq_distances.maxCoeff() == 0.0f);
+}
+
+TEST_CASE("manifold: rank_sort orders distinct keys as std::sort does")
+{
+    std::mt19937_64 rng(7);
+    for (index_t n : {0, 1, 2, 7, 8, 9, 31, 33, 117, 180, 511, 512}) {
+        std::vector<std::uint64_t> keys(static_cast<std::size_t>(n) + 64), out(static_cast<std::size_t>(n));
+        for (index_t i = 0; i < n; ++i) // distinct: a random high half, the index as the low half
+            keys[static_cast<std::size_t>(i)] = (rng() & 0xffffffff00000000ull) | static_cast<std::uint64_t>(i);
+        std::vector<std::uint64_t> want(keys.begin(), keys.begin() + n);
+        std::sort(want.begin(), want.end());
+        detail::rank_sort(keys.data(), n, out.data());
+        CHECK(out == want);
+    }
 }
 
 TEST_CASE("manifold: affinities match scikit-learn's _joint_probabilities_nn")
