@@ -340,9 +340,10 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
             // The k best by packed key, in key order (fewer than 2k candidates: sorting them all is cheaper
             // than nth_element followed by a sort of k).
             const index_t cnt = count[static_cast<std::size_t>(r)];
+            const std::uint64_t* ordered = v;
             if (cnt <= detail::rank_sort_max) {
                 detail::rank_sort(v, cnt, sc.sorted.data());
-                std::copy(sc.sorted.begin(), sc.sorted.begin() + k, v);
+                ordered = sc.sorted.data();
             } else {
                 std::sort(v, v + cnt);
             }
@@ -350,7 +351,7 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
             // (exact distance, index) moves only the near-ties the float keys misordered.
             const index_t i = r0 + r;
             for (index_t c = 0; c < k; ++c) {
-                const index_t j = detail::knn_key_index(v[c]);
+                const index_t j = detail::knn_key_index(ordered[c]);
                 detail::knn_entry e{detail::exact_sq_distance(x, i, j), j};
                 index_t t = c;
                 for (; t > 0 && e < best[static_cast<std::size_t>(t - 1)]; --t)
