@@ -4,9 +4,10 @@
 //
 // Row i of the result lists the k nearest *other* points of row i (a duplicate of i counts, at distance 0),
 // nearest first; ties are broken by the smaller index, so the graph is a deterministic function of x.
-// Distances are squared Euclidean. Candidates come from ||y||² - 2 x·y on [256 x 2048] blocks
-// of the centred data (ops::matmul_nt, one block per thread); the k survivors' distances are then recomputed
-// exactly in double, so cancellation in the GEMM trick never reaches the result. Cost O(N² D), memory O(N k).
+// Distances are squared Euclidean. Candidates come from the keys ||y||² - 2 x·y of the centred data, made by
+// a GEMM kernel eight rows at a time over column blocks of 2048 (blocks of 64 rows per thread); the k
+// survivors' distances are then recomputed exactly in double, so cancellation in the GEMM trick never
+// reaches the result. Cost O(N² D), memory O(N (k + D)).
 #pragma once
 
 #include <algorithm>
@@ -25,7 +26,6 @@
 #include "dskit/core/matrix.hpp"
 #include "dskit/core/parallel.hpp"
 #include "dskit/core/uninitialized_buffer.hpp"
-#include "dskit/ops/gemm.hpp"
 
 namespace dskit {
 
@@ -203,6 +203,39 @@ inline double exact_sq_distance(const const_matrix_ref<float>& x, index_t i, ind
     return s;
 }
 
+/// Selection keys ||x_j||² - 2 x_i·x_j of `rows` (key_rows of them) against the columns [c0, c0 + cn) of
+/// the centred data: xt holds it transposed (D rows of `stride` floats, zero past N; stride and c0 multiples of
+/// two vectors), norms its squared norms (stride entries). keys: key_rows rows of key_stride floats, cn rounded
+/// up to two vectors. Each key is summed over the D coordinates in order with fmas, so it depends on the data
+/// alone. Eight rows by two vectors of columns: 16 accumulators, 10 loads per 16 fmas, the transposed block
+/// streamed once per eight rows.
+inline constexpr index_t key_rows = 8;
+inline void knn_keys(const float* const* rows, const float* xt, index_t stride, index_t d, const float* norms,
+                     index_t c0, index_t cn, float* keys, index_t key_stride)
+{
+    using fb = xsimd::batch<float>;
+    constexpr index_t w = static_cast<index_t>(fb::size);
+    for (index_t c = 0; c < cn; c += 2 * w) {
+        fb acc[key_rows][2];
+        for (auto& a : acc) a[0] = a[1] = fb(0.0f);
+        const float* b = xt + c0 + c;
+        for (index_t q = 0; q < d; ++q, b += stride) {
+            const fb b0 = fb::load_aligned(b), b1 = fb::load_aligned(b + w);
+            for (index_t r = 0; r < key_rows; ++r) {
+                const fb a(rows[r][q]);
+                acc[r][0] = xsimd::fma(a, b0, acc[r][0]);
+                acc[r][1] = xsimd::fma(a, b1, acc[r][1]);
+            }
+        }
+        // + 0 turns -0 into +0 (knn_key needs it).
+        const fb n0 = fb::load_aligned(norms + c0 + c), n1 = fb::load_aligned(norms + c0 + c + w);
+        for (index_t r = 0; r < key_rows; ++r) {
+            (xsimd::fnma(fb(2.0f), acc[r][0], n0) + fb(0.0f)).store_aligned(keys + r * key_stride + c);
+            (xsimd::fnma(fb(2.0f), acc[r][1], n1) + fb(0.0f)).store_aligned(keys + r * key_stride + c + w);
+        }
+    }
+}
+
 } // namespace detail
 
 /// Exact k nearest neighbours of every row of x among the other rows. Requires 1 <= k <= N - 1 and finite x
@@ -222,8 +255,18 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
     const Eigen::RowVectorXd mean = detail::column_means(x);
     matrix<float> xc(n, x.cols());
     for (index_t i = 0; i < n; ++i) xc.row(i) = (x.row(i).cast<double>() - mean).cast<float>();
-    Eigen::VectorXf norms(n);
-    for (index_t i = 0; i < n; ++i) norms(i) = xc.row(i).squaredNorm();
+    // The transposed copy the key kernel streams (columns padded to two vectors, zeros) and the norms.
+    using fb = xsimd::batch<float>;
+    constexpr index_t w = static_cast<index_t>(fb::size);
+    const index_t d = x.cols(), stride = (n + 2 * w - 1) / (2 * w) * (2 * w);
+    detail::uninitialized_buffer<float> xt(static_cast<std::size_t>(d * stride)),
+        norms(static_cast<std::size_t>(stride));
+    for (index_t q = 0; q < d; ++q) {
+        float* row = xt.get() + q * stride;
+        for (index_t i = 0; i < n; ++i) row[i] = xc(i, q);
+        std::fill(row + n, row + stride, 0.0f);
+    }
+    for (index_t i = 0; i < stride; ++i) norms.get()[i] = i < n ? xc.row(i).squaredNorm() : 0.0f;
 
     // Blocks of at most 64 rows, of equal size, handed out one at a time: few, large blocks left one thread
     // idle at the end (digits: 7 blocks of 256 on 2 threads). The sizes depend on N only, never on the thread
@@ -237,9 +280,9 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
     // order (key, index) is one integer compare: the surviving set is unique and selection is a plain
     // nth_element on integers.
     const auto cap = static_cast<std::size_t>(2 * k + 64);
-    const index_t max_cols = std::min(col_block, n);
+    const index_t key_stride = (std::min(col_block, n) + 2 * w - 1) / (2 * w) * (2 * w);
     struct scratch {
-        matrix<float> dots;
+        detail::uninitialized_buffer<float> keys; // key_rows rows of key_stride
         detail::uninitialized_buffer<std::uint64_t> cands;
         std::vector<index_t> count;
         std::vector<float> bound, group_mins;
@@ -251,13 +294,12 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
     detail::parallel_blocks(n_row_blocks, [&](index_t rb, int thread) {
         const index_t r0 = rb * row_block, rn = std::min(row_block, n - r0);
         scratch& sc = scratches[static_cast<std::size_t>(thread)];
-        if (sc.dots.rows() == 0) {
-            sc.dots.resize(row_block, max_cols);
+        if (sc.keys.get() == nullptr) {
+            sc.keys = detail::uninitialized_buffer<float>(static_cast<std::size_t>(detail::key_rows * key_stride));
             sc.cands = detail::uninitialized_buffer<std::uint64_t>(static_cast<std::size_t>(row_block) * cap);
             sc.best.resize(static_cast<std::size_t>(k));
             sc.sorted.resize(cap);
         }
-        auto& dots = sc.dots;
         // Per row: the candidates so far and the key a new one must not exceed. Candidates are appended and,
         // whenever 2k have gathered, cut back to the k best (nth_element, O(k)): O(1) per candidate, where a heap
         // pays a logarithmic sift for each.
@@ -271,25 +313,24 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
             std::nth_element(v, v + (k - 1), v + cnt);
             cnt = k;
         };
-        using fb = xsimd::batch<float>;
-        constexpr index_t w = static_cast<index_t>(fb::size);
         alignas(64) float lanes[w];
         for (index_t c0 = 0; c0 < n; c0 += col_block) {
             const index_t cn = std::min(col_block, n - c0);
-            auto block = dots.topLeftCorner(rn, cn);
-            ops::matmul_nt(xc.middleRows(r0, rn), xc.middleRows(c0, cn), block);
             for (index_t r = 0; r < rn; ++r) {
+                if (r % detail::key_rows == 0) { // the keys of this row and the next key_rows - 1
+                    const float* rows[detail::key_rows];
+                    for (index_t q = 0; q < detail::key_rows; ++q) // past the block: repeat its last row
+                        rows[q] = &xc(r0 + std::min(r + q, rn - 1), 0);
+                    detail::knn_keys(rows, xt.get(), stride, d, norms.get(), c0, cn, sc.keys.get(), key_stride);
+                }
                 std::uint64_t* v = cands + static_cast<std::size_t>(r) * cap;
                 index_t& cnt = count[static_cast<std::size_t>(r)];
                 float& thr = bound[static_cast<std::size_t>(r)];
                 const index_t i = r0 + r;
                 // Selection key ||y||² - 2 x·y (+ 0, so -0 reads as +0): ||x||² is the same for the whole row, so
                 // it cannot change the order, and the survivors' distances are recomputed exactly below.
-                const float* dot = &block(r, 0);
-                const float* nrm = norms.data() + c0;
-                const auto key_at = [&](index_t c) {
-                    return fb::load_unaligned(nrm + c) - fb(2.0f) * fb::load_unaligned(dot + c) + fb(0.0f);
-                };
+                const float* keys = sc.keys.get() + (r % detail::key_rows) * key_stride;
+                const auto key_at = [&](index_t c) { return fb::load_aligned(keys + c); };
                 const auto push = [&](float key, index_t c) {
                     const index_t j = c0 + c;
                     if (j != i) v[cnt++] = detail::knn_key(key, j);
@@ -328,7 +369,7 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
                     shrink();
                 }
                 for (; c < cn; ++c) {
-                    const float key = nrm[c] - 2.0f * dot[c] + 0.0f;
+                    const float key = keys[c];
                     if (key <= thr) push(key, c);
                     shrink();
                 }
