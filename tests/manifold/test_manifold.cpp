@@ -299,10 +299,8 @@ TEST_CASE("manifold: precomputed neighbours and affinities")
           std::string::npos);
     // The symmetrisation's wide entry numbers (used once N k needs more than 32 bits) build the same CSR.
     {
-        matrix<double> cond(g.indices.rows(), g.indices.cols());
-        for (index_t i = 0; i < cond.rows(); ++i) detail::calibrate_row(&g.sq_distances(i, 0), 30, 10.0, &cond(i, 0));
-        const sparse_affinities narrow = detail::symmetrise_affinities(g.indices, cond, true);
-        const sparse_affinities wide = detail::symmetrise_affinities(g.indices, cond, false);
+        const sparse_affinities narrow = detail::calibrate_and_symmetrise(g, 10.0, true);
+        const sparse_affinities wide = detail::calibrate_and_symmetrise(g, 10.0, false);
         CHECK(narrow.indptr == wide.indptr);
         CHECK(narrow.indices == wide.indices);
         CHECK(narrow.values == wide.values);

@@ -71,5 +71,28 @@ void parallel_for_dynamic(index_t n, F&& f, double work_per_item = 1e6)
     parallel_for_scheduled<true>(n, std::forward<F>(f), work_per_item);
 }
 
+/// Runs task() on one thread while the others call f(i) for i in [0, n), handed out a few at a time; the
+/// task's thread joins the loop when done. For a serial job independent of an (equally independent per
+/// index) loop. task must not throw (inside an OpenMP region an exception would end the program): allocate
+/// before.
+template <class Task, class F>
+void run_beside(Task&& task, index_t n, F&& f)
+{
+#if DSKIT_HAS_OPENMP
+    if (n > 1 && !omp_in_parallel() && omp_get_max_threads() > 1) {
+#pragma omp parallel
+        {
+#pragma omp single nowait
+            task();
+#pragma omp for schedule(dynamic, 16) nowait
+            for (index_t i = 0; i < n; ++i) f(i);
+        }
+        return;
+    }
+#endif
+    task();
+    for (index_t i = 0; i < n; ++i) f(i);
+}
+
 } // namespace detail
 } // namespace dskit

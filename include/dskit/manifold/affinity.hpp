@@ -22,6 +22,7 @@
 #include "dskit/core/error.hpp"
 #include "dskit/core/matrix.hpp"
 #include "dskit/core/parallel.hpp"
+#include "dskit/core/uninitialized_buffer.hpp"
 #include "dskit/manifold/knn.hpp"
 
 namespace dskit {
@@ -135,37 +136,63 @@ inline void calibrate_row(const float* sq_dist, index_t k, double perplexity, do
     for (j = 0; j < k; ++j) p[j] *= inv;
 }
 
-/// (C + C^T) / (2N) in CSR, C the conditional matrix cond on the graph's columns. Row i is the merge of i's
-/// own entries, in column order, with the rows that list i, in row order; equal columns are summed. Both
-/// orders come from two counting-sort passes over entry numbers e = i k + c (4 bytes while N k fits, else 8):
-/// the transpose (for each column j the entries naming j, rows ascending), then its transpose (for each row
-/// its entries in column order), so no row is sorted. Each output row is built from its own inputs alone, in
-/// a fixed order: the result is the same for any thread count.
+/// The two orders symmetrisation merges, as entry numbers e = i k + c of the neighbour graph (Entry: 4
+/// bytes while N k fits, else 8): rev, for each column j the entries naming j with their rows, rows
+/// ascending; own, for each row its entries in column order. Two counting-sort passes (the transpose, then
+/// its transpose), so no row is sorted. Needs only the graph's columns, not the affinities: it runs beside
+/// the calibration.
 template <class Entry>
-sparse_affinities symmetrise_affinities_as(const index_matrix& nbr, const matrix<double>& cond)
+struct neighbour_orders {
+    index_t n, k;
+    std::vector<index_t> rev_start, cursor;
+    // Uninitialised: zeroing them first (a vector's resize) was a serial pass of page faults before the
+    // parallel part; their pages now fault in build(), beside the calibration.
+    uninitialized_buffer<Entry> rev, rev_row, own;
+
+    neighbour_orders(index_t n_, index_t k_)
+        : n(n_), k(k_), rev_start(static_cast<std::size_t>(n_) + 1), cursor(static_cast<std::size_t>(n_)),
+          rev(static_cast<std::size_t>(n_ * k_)), rev_row(static_cast<std::size_t>(n_ * k_)),
+          own(static_cast<std::size_t>(n_ * k_))
+    {
+    }
+    /// Fills the orders from the graph's columns (no allocation: safe inside a parallel region).
+    void build(const index_t* col) noexcept
+    {
+        const auto m = static_cast<std::size_t>(n * k);
+        Entry* rev = this->rev.get();
+        Entry* rev_row = this->rev_row.get();
+        Entry* own = this->own.get();
+        std::fill(rev_start.begin(), rev_start.end(), 0);
+        for (std::size_t e = 0; e < m; ++e) ++rev_start[static_cast<std::size_t>(col[e]) + 1];
+        for (index_t i = 0; i < n; ++i)
+            rev_start[static_cast<std::size_t>(i) + 1] += rev_start[static_cast<std::size_t>(i)];
+        std::copy(rev_start.begin(), rev_start.end() - 1, cursor.begin());
+        for (index_t i = 0, e = 0; i < n; ++i)
+            for (index_t c = 0; c < k; ++c, ++e) {
+                const auto t = static_cast<std::size_t>(cursor[static_cast<std::size_t>(col[e])]++);
+                rev[t] = static_cast<Entry>(e);
+                rev_row[t] = static_cast<Entry>(i);
+            }
+        for (index_t i = 0; i < n; ++i) cursor[static_cast<std::size_t>(i)] = i * k;
+        for (std::size_t t = 0; t < m; ++t) own[static_cast<std::size_t>(cursor[rev_row[t]]++)] = rev[t];
+    }
+};
+
+/// (C + C^T) / (2N) in CSR, C the conditional matrix cond on the graph's columns. Row i is the merge of i's
+/// own entries, in column order, with the rows that list i, in row order; equal columns are summed. Each
+/// output row is built from its own inputs alone, in a fixed order: the result is the same for any thread
+/// count.
+template <class Entry>
+sparse_affinities merge_affinities(const neighbour_orders<Entry>& o, const index_t* col, const matrix<double>& cond)
 {
-    const index_t n = nbr.rows(), k = nbr.cols();
-    const index_t* col = nbr.data();
+    const index_t n = o.n, k = o.k;
     const double* val = cond.data();
-    const auto m = static_cast<std::size_t>(n * k);
-    std::vector<index_t> rev_start(static_cast<std::size_t>(n) + 1, 0);
-    for (std::size_t e = 0; e < m; ++e) ++rev_start[static_cast<std::size_t>(col[e]) + 1];
-    for (index_t i = 0; i < n; ++i)
-        rev_start[static_cast<std::size_t>(i) + 1] += rev_start[static_cast<std::size_t>(i)];
-    // rev: for each column j the entries naming it and their rows, rows ascending; own: for each row its
-    // entries in column order (the transpose of rev, rows walked in column order).
-    std::vector<Entry> rev(m), rev_row(m), own(m);
-    std::vector<index_t> cursor(rev_start.begin(), rev_start.end() - 1);
-    for (index_t i = 0, e = 0; i < n; ++i)
-        for (index_t c = 0; c < k; ++c, ++e) {
-            const auto t = static_cast<std::size_t>(cursor[static_cast<std::size_t>(col[e])]++);
-            rev[t] = static_cast<Entry>(e);
-            rev_row[t] = static_cast<Entry>(i);
-        }
-    for (index_t i = 0; i < n; ++i) cursor[static_cast<std::size_t>(i)] = i * k;
-    for (std::size_t t = 0; t < m; ++t) own[static_cast<std::size_t>(cursor[rev_row[t]]++)] = rev[t];
+    const auto& rev_start = o.rev_start;
+    const Entry* rev = o.rev.get();
+    const Entry* rev_row = o.rev_row.get();
+    const Entry* own = o.own.get();
     const auto merge = [&](index_t i, auto&& emit) {
-        const Entry* a = own.data() + i * k;
+        const Entry* a = own + i * k;
         const Entry* a_end = a + k;
         index_t b = rev_start[static_cast<std::size_t>(i)];
         const index_t b_end = rev_start[static_cast<std::size_t>(i) + 1];
@@ -221,10 +248,25 @@ sparse_affinities symmetrise_affinities_as(const index_matrix& nbr, const matrix
     return p;
 }
 
-inline sparse_affinities symmetrise_affinities(const index_matrix& nbr, const matrix<double>& cond, bool narrow)
+/// Calibration and symmetrisation of a validated graph: one thread builds the neighbour orders while the
+/// others calibrate rows (the orders are serial passes; alone they took longer than the calibration on
+/// digits), then the merge.
+template <class Entry>
+sparse_affinities calibrate_and_symmetrise(const knn_graph& g, double perplexity)
 {
-    return narrow ? symmetrise_affinities_as<std::uint32_t>(nbr, cond)
-                  : symmetrise_affinities_as<std::uint64_t>(nbr, cond);
+    const index_t n = g.indices.rows(), k = g.indices.cols();
+    matrix<double> cond(n, k);
+    neighbour_orders<Entry> orders(n, k);
+    run_beside([&] { orders.build(g.indices.data()); }, n,
+               [&](index_t i) { calibrate_row(&g.sq_distances(i, 0), k, perplexity, &cond(i, 0)); });
+    return merge_affinities(orders, g.indices.data(), cond);
+}
+
+/// Entry width for a graph: 4 bytes while N k fits (narrow), else 8; tests force either.
+inline sparse_affinities calibrate_and_symmetrise(const knn_graph& g, double perplexity, bool narrow)
+{
+    return narrow ? calibrate_and_symmetrise<std::uint32_t>(g, perplexity)
+                  : calibrate_and_symmetrise<std::uint64_t>(g, perplexity);
 }
 
 } // namespace detail
@@ -254,12 +296,7 @@ inline sparse_affinities perplexity_affinities(const knn_graph& g, double perple
                                                    std::to_string(d) + " in row " + std::to_string(i)));
         }
 
-    matrix<double> cond(n, k);
-    detail::parallel_for(
-        n, [&](index_t i) { detail::calibrate_row(&g.sq_distances(i, 0), k, perplexity, &cond(i, 0)); },
-        40.0 * static_cast<double>(k));
-
-    return detail::symmetrise_affinities(g.indices, cond, n * k <= index_t{0xffffffff});
+    return detail::calibrate_and_symmetrise(g, perplexity, n * k <= index_t{0xffffffff});
 }
 
 /// P for t-SNE from raw data: exact kNN with k = tsne_neighbors_for(perplexity, N), then calibration.
