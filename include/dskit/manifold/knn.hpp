@@ -204,22 +204,23 @@ inline double exact_sq_distance(const const_matrix_ref<float>& x, index_t i, ind
 }
 
 /// Selection keys ||x_j||² - 2 x_i·x_j of `rows` (key_rows of them) against the columns [c0, c0 + cn) of
-/// the centred data: xt holds it transposed (D rows of `stride` floats, zero past N; stride and c0 multiples of
-/// two vectors), norms its squared norms (stride entries). keys: key_rows rows of key_stride floats, cn rounded
-/// up to two vectors. Each key is summed over the D coordinates in order with fmas, so it depends on the data
-/// alone. Eight rows by two vectors of columns: 16 accumulators, 10 loads per 16 fmas, the transposed block
-/// streamed once per eight rows.
+/// the centred data: panels holds it in panels of two vectors of columns (panel p: D rows of 2 L floats for
+/// columns [2 L p, 2 L p + 2 L), zero past N), so the kernel reads memory in order (a plain transposed copy
+/// walked D rows of N floats apart: a new page per load at N = 100 000); c0 a multiple of 2 L. norms: the
+/// squared norms (padded). keys: key_rows rows of key_stride floats, cn rounded up to two vectors. Each key
+/// is summed over the D coordinates in order with fmas, so it depends on the data alone. Eight rows by two
+/// vectors of columns: 16 accumulators, 10 loads per 16 fmas, each panel read once per eight rows.
 inline constexpr index_t key_rows = 8;
-inline void knn_keys(const float* const* rows, const float* xt, index_t stride, index_t d, const float* norms,
-                     index_t c0, index_t cn, float* keys, index_t key_stride)
+inline void knn_keys(const float* const* rows, const float* panels, index_t d, const float* norms, index_t c0,
+                     index_t cn, float* keys, index_t key_stride)
 {
     using fb = xsimd::batch<float>;
     constexpr index_t w = static_cast<index_t>(fb::size);
     for (index_t c = 0; c < cn; c += 2 * w) {
         fb acc[key_rows][2];
         for (auto& a : acc) a[0] = a[1] = fb(0.0f);
-        const float* b = xt + c0 + c;
-        for (index_t q = 0; q < d; ++q, b += stride) {
+        const float* b = panels + (c0 + c) * d; // panel (c0 + c) / 2L, 2 L d floats each
+        for (index_t q = 0; q < d; ++q, b += 2 * w) {
             const fb b0 = fb::load_aligned(b), b1 = fb::load_aligned(b + w);
             for (index_t r = 0; r < key_rows; ++r) {
                 const fb a(rows[r][q]);
@@ -255,16 +256,16 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
     const Eigen::RowVectorXd mean = detail::column_means(x);
     matrix<float> xc(n, x.cols());
     for (index_t i = 0; i < n; ++i) xc.row(i) = (x.row(i).cast<double>() - mean).cast<float>();
-    // The transposed copy the key kernel streams (columns padded to two vectors, zeros) and the norms.
+    // The panels the key kernel streams (see knn_keys; columns padded to two vectors with zeros) and the norms.
     using fb = xsimd::batch<float>;
     constexpr index_t w = static_cast<index_t>(fb::size);
     const index_t d = x.cols(), stride = (n + 2 * w - 1) / (2 * w) * (2 * w);
-    detail::uninitialized_buffer<float> xt(static_cast<std::size_t>(d * stride)),
+    detail::uninitialized_buffer<float> panels(static_cast<std::size_t>(d * stride)),
         norms(static_cast<std::size_t>(stride));
-    for (index_t q = 0; q < d; ++q) {
-        float* row = xt.get() + q * stride;
-        for (index_t i = 0; i < n; ++i) row[i] = xc(i, q);
-        std::fill(row + n, row + stride, 0.0f);
+    for (index_t p0 = 0; p0 < stride; p0 += 2 * w) {
+        float* panel = panels.get() + p0 * d;
+        for (index_t q = 0; q < d; ++q)
+            for (index_t l = 0; l < 2 * w; ++l) panel[q * 2 * w + l] = p0 + l < n ? xc(p0 + l, q) : 0.0f;
     }
     for (index_t i = 0; i < stride; ++i) norms.get()[i] = i < n ? xc.row(i).squaredNorm() : 0.0f;
 
@@ -321,7 +322,7 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
                     const float* rows[detail::key_rows];
                     for (index_t q = 0; q < detail::key_rows; ++q) // past the block: repeat its last row
                         rows[q] = &xc(r0 + std::min(r + q, rn - 1), 0);
-                    detail::knn_keys(rows, xt.get(), stride, d, norms.get(), c0, cn, sc.keys.get(), key_stride);
+                    detail::knn_keys(rows, panels.get(), d, norms.get(), c0, cn, sc.keys.get(), key_stride);
                 }
                 std::uint64_t* v = cands + static_cast<std::size_t>(r) * cap;
                 index_t& cnt = count[static_cast<std::size_t>(r)];
