@@ -344,7 +344,7 @@ xsimd::batch<float, Arch> gather(const float* src, const xsimd::batch<std::int32
 template <class Arch>
 constexpr bool has_pair_partners() noexcept
 {
-    constexpr std::size_t lanes = xsimd::batch<float, Arch>::size;
+    [[maybe_unused]] constexpr std::size_t lanes = xsimd::batch<float, Arch>::size; // unused without AVX
 #if XSIMD_WITH_AVX512F
     if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) return lanes == 16;
 #endif
