@@ -79,6 +79,13 @@ TEST_CASE("manifold: exact kNN matches brute force, ties by index")
         const auto all = brute_force(few, i);
         for (index_t c = 0; c < 50; ++c) CHECK(gf.indices(i, c) == all[static_cast<std::size_t>(c)].second);
     }
+    // More than 512 candidates left (k = 300): ordered by a comparison sort instead of the rank sort.
+    const matrix<float> many = test::random_matrix(700, 3, 6);
+    const knn_graph gm = exact_knn(many, 300);
+    for (index_t i : {index_t{0}, index_t{350}, index_t{699}}) {
+        const auto all = brute_force(many, i);
+        for (index_t c = 0; c < 300; ++c) CHECK(gm.indices(i, c) == all[static_cast<std::size_t>(c)].second);
+    }
     // Duplicates: every copy is at distance 0 and they come in index order.
     matrix<float> dup = matrix<float>::Zero(5, 3);
     const knn_graph gd = exact_knn(dup, 4);

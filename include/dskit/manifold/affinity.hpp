@@ -159,9 +159,9 @@ struct neighbour_orders {
     void build(const index_t* col) noexcept
     {
         const auto m = static_cast<std::size_t>(n * k);
-        Entry* rev = this->rev.get();
-        Entry* rev_row = this->rev_row.get();
-        Entry* own = this->own.get();
+        Entry* const by_col = rev.get();
+        Entry* const by_col_row = rev_row.get();
+        Entry* const by_row = own.get();
         std::fill(rev_start.begin(), rev_start.end(), 0);
         for (std::size_t e = 0; e < m; ++e) ++rev_start[static_cast<std::size_t>(col[e]) + 1];
         for (index_t i = 0; i < n; ++i)
@@ -170,11 +170,11 @@ struct neighbour_orders {
         for (index_t i = 0, e = 0; i < n; ++i)
             for (index_t c = 0; c < k; ++c, ++e) {
                 const auto t = static_cast<std::size_t>(cursor[static_cast<std::size_t>(col[e])]++);
-                rev[t] = static_cast<Entry>(e);
-                rev_row[t] = static_cast<Entry>(i);
+                by_col[t] = static_cast<Entry>(e);
+                by_col_row[t] = static_cast<Entry>(i);
             }
         for (index_t i = 0; i < n; ++i) cursor[static_cast<std::size_t>(i)] = i * k;
-        for (std::size_t t = 0; t < m; ++t) own[static_cast<std::size_t>(cursor[rev_row[t]]++)] = rev[t];
+        for (std::size_t t = 0; t < m; ++t) by_row[static_cast<std::size_t>(cursor[by_col_row[t]]++)] = by_col[t];
     }
 };
 
