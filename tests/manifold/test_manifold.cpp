@@ -360,6 +360,10 @@ TEST_CASE("manifold: bad input throws value_error naming the limit")
     opt.dims = 4;
     CHECK(error_message([&] { tsne(x, opt); }).find("dims in [1, 3]") != std::string::npos);
     CHECK(error_message([&] { exact_knn(x, 40); }).find("N - 1 = 39") != std::string::npos);
+    // Finite but so large that the float selection keys would overflow: an error, not a wrong graph.
+    const matrix<float> huge = x * 1e20f;
+    CHECK(error_message([&] { exact_knn(huge, 5); }).find("at most 8.5e37") != std::string::npos);
+    CHECK(exact_knn(matrix<float>(x * 1e18f), 5).indices == exact_knn(x, 5).indices);
     CHECK_THROWS_AS(tsne_affinities(x, 0.0), value_error);
 }
 

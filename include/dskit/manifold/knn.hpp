@@ -14,6 +14,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <utility>
@@ -268,6 +269,18 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
             for (index_t l = 0; l < 2 * w; ++l) panel[q * 2 * w + l] = p0 + l < n ? xc(p0 + l, q) : 0.0f;
     }
     for (index_t i = 0; i < stride; ++i) norms.get()[i] = i < n ? xc.row(i).squaredNorm() : 0.0f;
+    // The float keys ||y||² - 2 x·y and the float distances returned stay finite while every squared norm
+    // (about the mean) is at most a quarter of the float range; beyond it they would overflow into NaN and
+    // select nonsense.
+    constexpr float max_norm = std::numeric_limits<float>::max() / 4.0f;
+    for (index_t i = 0; i < n; ++i)
+        if (!(norms.get()[i] <= max_norm)) {
+            char got[64];
+            std::snprintf(got, sizeof got, "row %lld at squared distance %g", static_cast<long long>(i),
+                          static_cast<double>(norms.get()[i]));
+            throw value_error(detail::describe(
+                "exact_knn", "squared distances from the data's mean at most 8.5e37 (coordinates within ~9e18)", got));
+        }
 
     // Blocks of at most 64 rows, of equal size, handed out one at a time: few, large blocks left one thread
     // idle at the end (digits: 7 blocks of 256 on 2 threads). The sizes depend on N only, never on the thread
