@@ -291,8 +291,8 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
     knn_graph g{index_matrix(n, k), matrix<float>(n, k)};
 
     // Candidates are packed 64-bit keys (order-preserving bits of the float key << 32 | column), so the total
-    // order (key, index) is one integer compare: the surviving set is unique and selection is a plain
-    // nth_element on integers.
+    // order (key, index) is one integer compare: the surviving set is unique, cut-backs are a plain
+    // nth_element on integers and the final order a rank_sort.
     const auto cap = static_cast<std::size_t>(2 * k + 64);
     const index_t key_stride = (std::min(col_block, n) + 2 * w - 1) / (2 * w) * (2 * w);
     struct scratch {
