@@ -71,6 +71,33 @@ void parallel_for_dynamic(index_t n, F&& f, double work_per_item = 1e6)
     parallel_for_scheduled<true>(n, std::forward<F>(f), work_per_item);
 }
 
+/// Calls f(b, t) for b in [0, n) inside an OpenMP team whenever more than one thread is allowed; t < the
+/// number of threads (parallel_threads()) numbers the calling thread, for scratch it owns. Blocks are handed
+/// out one at a time. Eigen's GEMM runs single-threaded inside a team, so every block is computed with the
+/// same blocking (and the same rounding) whatever the thread count: results stay bit-identical (exact_knn,
+/// pca_project).
+template <class F>
+void parallel_blocks(index_t n, F&& f)
+{
+#if DSKIT_HAS_OPENMP
+    if (n > 1 && !omp_in_parallel() && omp_get_max_threads() > 1) {
+#pragma omp parallel for schedule(dynamic, 1)
+        for (index_t b = 0; b < n; ++b) f(b, omp_get_thread_num());
+        return;
+    }
+#endif
+    for (index_t b = 0; b < n; ++b) f(b, 0);
+}
+
+/// Threads parallel_blocks may use.
+inline int parallel_threads()
+{
+#if DSKIT_HAS_OPENMP
+    if (!omp_in_parallel()) return omp_get_max_threads();
+#endif
+    return 1;
+}
+
 /// Runs task() on one thread while the others call f(i) for i in [0, n), handed out a few at a time; the
 /// task's thread joins the loop when done. For a serial job independent of an (equally independent per
 /// index) loop. task must not throw (inside an OpenMP region an exception would end the program): allocate

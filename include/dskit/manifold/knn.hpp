@@ -41,32 +41,6 @@ struct knn_graph {
 
 namespace detail {
 
-/// Calls f(b, t) for b in [0, n) inside an OpenMP team whenever more than one thread is allowed; t < the
-/// number of threads (parallel_threads()) numbers the calling thread, for scratch it owns. Blocks are handed
-/// out one at a time. Eigen's GEMM runs single-threaded inside a team, so every block is computed with the
-/// same blocking (and the same rounding) whatever the thread count: results stay bit-identical.
-template <class F>
-void parallel_blocks(index_t n, F&& f)
-{
-#if DSKIT_HAS_OPENMP
-    if (n > 1 && !omp_in_parallel() && omp_get_max_threads() > 1) {
-#pragma omp parallel for schedule(dynamic, 1)
-        for (index_t b = 0; b < n; ++b) f(b, omp_get_thread_num());
-        return;
-    }
-#endif
-    for (index_t b = 0; b < n; ++b) f(b, 0);
-}
-
-/// Threads parallel_blocks may use.
-inline int parallel_threads()
-{
-#if DSKIT_HAS_OPENMP
-    if (!omp_in_parallel()) return omp_get_max_threads();
-#endif
-    return 1;
-}
-
 /// Throws value_error naming `op` if x holds NaN or Inf.
 template <class M>
 void require_finite(std::string_view op, const M& x)

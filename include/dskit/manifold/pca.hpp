@@ -17,7 +17,8 @@
 
 #include "dskit/core/error.hpp"
 #include "dskit/core/matrix.hpp"
-#include "dskit/manifold/knn.hpp"
+#include "dskit/core/parallel.hpp"
+#include "dskit/manifold/knn.hpp" // column_means
 
 namespace dskit {
 
