@@ -7,7 +7,11 @@
 // Distances are squared Euclidean. Candidates come from the keys ||y||² - 2 x·y of the centred data, made by
 // a GEMM kernel eight rows at a time over column blocks of 2048 (blocks of 64 rows per thread); the k
 // survivors' distances are then recomputed exactly in double, so cancellation in the GEMM trick never
-// reaches the result. Cost O(N² D), memory O(N (k + D)).
+// reaches the distances returned, and the list is ordered by them (then by index). Which k survive is
+// decided by the float keys, as in any GEMM-based search: where the k-th and the (k+1)-th nearest lie
+// within the keys' rounding of each other, either may be the one listed (against a double brute force, 4 of
+// 3000 random cases, N up to 3500 and k up to N - 1, listed a different k-th point, its distance equal to 6
+// digits). Cost O(N² D), memory O(N (k + D)).
 #pragma once
 
 #include <algorithm>
