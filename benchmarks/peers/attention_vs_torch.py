@@ -4,7 +4,9 @@
 Runs dskit_bench's attention benchmarks (JSON) and PyTorch's F.scaled_dot_product_attention plus
 the PyTorch formulations of the variants (SPEC.md section 1; the gated units as the articles write
 them, seed 000's einsum/softmax GAU and seed 001's nn.MultiheadAttention, each also against fused SDPA
-times the gate; dynamic sparsity as a top-N/8 mask; decoding one token against a K/V cache), then
+times the gate; ALiBi as its reference code adds the bias to the scores (fairseq; BLOOM's baddbmm), also
+against SDPA with the bias as a float mask; dynamic sparsity as a top-N/8 mask; decoding one token
+against a K/V cache), then
 prints one table:
 dskit time, PyTorch time, and the ratio (PyTorch / dskit; above 1 means dskit is faster).
 
@@ -61,10 +63,12 @@ def torch_variant(name, q, k, v, gamma=0.95, gate=None):
         bias = (i - j).float() * torch.log(gammas)
         bias = bias.masked_fill(j > i, float("-inf"))
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-    if name == "alibi":
+    if name in ("alibi", "alibi_sdpa"):
         slopes = torch.tensor([2 ** (-8 * (h + 1) / H) for h in range(H)]).view(H, 1, 1)
         bias = -slopes * (i - j).abs().float()
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        if name == "alibi":  # as the ALiBi reference code (fairseq, BLOOM's baddbmm) writes it: biased scores
+            return torch.softmax(torch.baddbmm(bias.expand(H, N, N), q, k.transpose(-1, -2), alpha=d ** -0.5), -1) @ v
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # the fastest PyTorch form
     raise ValueError(name)
 
 
@@ -155,6 +159,9 @@ def main():
                 if name.startswith("gate_"):  # also against the fastest PyTorch form of the same output
                     row(f"{name} (vs SDPA x gate) | {n} | {d}", key,
                         lambda: time_torch(name + "_sdpa", n, d, a.heads, 1), 1)
+                if name == "alibi":
+                    row(f"{name} (vs SDPA with the bias as mask) | {n} | {d}", key,
+                        lambda: time_torch("alibi_sdpa", n, d, a.heads, 1), 1)
     for length in a.decode:
         for d in a.d:
             for kv in (a.heads, 2):
