@@ -86,6 +86,20 @@ TEST_CASE("manifold: exact kNN matches brute force, ties by index")
         const auto all = brute_force(many, i);
         for (index_t c = 0; c < 300; ++c) CHECK(gm.indices(i, c) == all[static_cast<std::size_t>(c)].second);
     }
+    // Integer lattice points: many distinct points at exactly the same distance, whose float keys differ by
+    // rounding; ties are decided by index, not by the keys (which ordered 351 of these 400 rows differently
+    // from brute force before the margin, on the portable build).
+    matrix<float> lattice(400, 3);
+    std::mt19937 gen(11);
+    std::uniform_int_distribution<int> coord(0, 3);
+    for (index_t i = 0; i < lattice.size(); ++i) lattice.data()[i] = static_cast<float>(coord(gen)) + 0.5f;
+    const knn_graph gl = exact_knn(lattice, 100);
+    index_t wrong = 0;
+    for (index_t i = 0; i < lattice.rows(); ++i) {
+        const auto all = brute_force(lattice, i);
+        for (index_t c = 0; c < 100; ++c) wrong += gl.indices(i, c) != all[static_cast<std::size_t>(c)].second;
+    }
+    CHECK(wrong == 0);
     // Duplicates: every copy is at distance 0 and they come in index order.
     matrix<float> dup = matrix<float>::Zero(5, 3);
     const knn_graph gd = exact_knn(dup, 4);

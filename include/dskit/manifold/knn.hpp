@@ -3,15 +3,15 @@
 //   knn_graph g = exact_knn(x, k);   // x: [N, D]; g.indices, g.sq_distances: [N, k]
 //
 // Row i of the result lists the k nearest *other* points of row i (a duplicate of i counts, at distance 0),
-// nearest first; ties are broken by the smaller index, so the graph is a deterministic function of x.
-// Distances are squared Euclidean. Candidates come from the keys ||y||² - 2 x·y of the centred data, made by
-// a GEMM kernel eight rows at a time over column blocks of 2048 (blocks of 64 rows per thread); the k
-// survivors' distances are then recomputed exactly in double, so cancellation in the GEMM trick never
-// reaches the distances returned, and the list is ordered by them (then by index). Which k survive is
-// decided by the float keys, as in any GEMM-based search: where the k-th and the (k+1)-th nearest lie
-// within the keys' rounding of each other, either may be the one listed (against a double brute force, 4 of
-// 3000 random cases, N up to 3500 and k up to N - 1, listed a different k-th point, its distance equal to 6
-// digits). Cost O(N² D), memory O(N (k + D)).
+// nearest first by the distance computed in double from x; ties are broken by the smaller index, so the graph
+// is a deterministic function of x and equals a double-precision brute force's. Distances are squared
+// Euclidean. Candidates come from the float keys ||y||² - 2 x·y of the centred data, made by a GEMM kernel
+// eight rows at a time over column blocks of 2048 (blocks of 64 rows per thread). The keys decide only where
+// they are further apart than their rounding bound: candidates within that margin of the k-th key are
+// compared by exact distance (in double), so neither cancellation in the GEMM trick nor near-ties reach the
+// result. (Randomised against a brute force: 3000 cases, N up to 3500, k up to N - 1, Gaussian, integer
+// lattice and duplicate-heavy data: identical lists. Before the margin, near-ties at the k-th place and exact
+// ties between distinct points were decided by the float keys.) Cost O(N² D), memory O(N (k + D)).
 #pragma once
 
 #include <algorithm>
@@ -260,6 +260,24 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
                 "exact_knn", "squared distances from the data's mean at most 8.5e37 (coordinates within ~9e18)", got));
         }
 
+    // How far a float key can sit from its exact value (||x_i - x_j||² in double minus ||x_i||²): a dot product
+    // of D terms and the norm, each within (D + 2) u of its terms' magnitudes (u = 2^-24), and the centring's
+    // rounding, within 8 u M (M: the largest squared norm). A point among the exact k nearest can therefore
+    // have a key up to twice that above the k-th smallest key: the search keeps every candidate within
+    // margin[i] of the k-th key, and the exact distances decide.
+    std::vector<float> margin(static_cast<std::size_t>(n));
+    {
+        float big = 0.0f;
+        for (index_t i = 0; i < n; ++i) big = std::max(big, norms.get()[i]);
+        const double u = std::ldexp(1.0, -24), m_all = static_cast<double>(big);
+        for (index_t i = 0; i < n; ++i) {
+            const double e = static_cast<double>(d + 2) * u *
+                                 (m_all + 2.0 * std::sqrt(static_cast<double>(norms.get()[i]) * m_all)) +
+                             8.0 * u * m_all;
+            margin[static_cast<std::size_t>(i)] = static_cast<float>(2.5 * e); // 2 E, and slack for rounding
+        }
+    }
+
     // Blocks of at most 64 rows, of equal size, handed out one at a time: few, large blocks left one thread
     // idle at the end (digits: 7 blocks of 256 on 2 threads). The sizes depend on N only, never on the thread
     // count, so the result does not either.
@@ -268,9 +286,10 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
     const index_t row_block = (n + n_row_blocks - 1) / n_row_blocks;
     knn_graph g{index_matrix(n, k), matrix<float>(n, k)};
 
-    // Candidates are packed 64-bit keys (order-preserving bits of the float key << 32 | column), so the total
-    // order (key, index) is one integer compare: the surviving set is unique, cut-backs are a plain
-    // nth_element on integers and the final order a rank_sort.
+    // Candidates are packed 64-bit keys (order-preserving bits of the float key << 32 | column), so the order
+    // (key, index) is one integer compare: cut-backs are a plain nth_element on integers and the final order
+    // a rank_sort. Only candidates within the margin of the k-th key need their exact distances (see
+    // cut_back below).
     const auto cap = static_cast<std::size_t>(2 * k + 64);
     const index_t key_stride = (std::min(col_block, n) + 2 * w - 1) / (2 * w) * (2 * w);
     struct scratch {
@@ -280,6 +299,7 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
         std::vector<float> bound, group_mins;
         std::vector<detail::knn_entry> best;
         std::vector<std::uint64_t> sorted;
+        std::vector<std::pair<detail::knn_entry, std::uint64_t>> band; // cut_back's exact distances
     };
     // One scratch per thread, not per block: fresh pages cost more than the selection on 64-row blocks.
     std::vector<scratch> scratches(static_cast<std::size_t>(detail::parallel_threads()));
@@ -290,6 +310,7 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
             sc.keys = detail::uninitialized_buffer<float>(static_cast<std::size_t>(detail::key_rows * key_stride));
             sc.cands = detail::uninitialized_buffer<std::uint64_t>(static_cast<std::size_t>(row_block) * cap);
             sc.best.resize(static_cast<std::size_t>(k));
+            sc.band.reserve(cap); // no allocation inside the team
             sc.sorted.resize(cap);
         }
         // Per row: the candidates so far and the key a new one must not exceed. Candidates are appended and,
@@ -300,10 +321,33 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
         auto& bound = sc.bound;
         count.assign(static_cast<std::size_t>(rn), 0);
         bound.assign(static_cast<std::size_t>(rn), std::numeric_limits<float>::infinity());
-        const auto keep_best = [k](std::uint64_t* v, index_t& cnt) {
-            if (cnt <= k) return;
+        // Cuts v[0, cnt) back to the k best by (exact distance, index) of row i and returns the key a new
+        // candidate must not exceed to have a chance. With K the k-th smallest key and m the margin: keys
+        // below K - m belong to the k best (fewer than k candidates can be exactly nearer), keys above K + m
+        // do not (k candidates are exactly nearer); only the band between needs exact distances, usually a
+        // few points (more where many are exactly tied: lattice data). A later candidate nearer than the k
+        // kept has a key within m of theirs.
+        auto& band = sc.band;
+        const auto cut_back = [&](std::uint64_t* v, index_t& cnt, index_t i, float m) {
             std::nth_element(v, v + (k - 1), v + cnt);
+            const float kth = detail::knn_key_value(v[k - 1]);
+            const std::uint64_t below = detail::knn_key(kth - m + 0.0f, 0);
+            const std::uint64_t above = detail::knn_key(kth + m + 0.0f, 0xffffffff);
+            std::uint64_t* sure = std::partition(v, v + cnt, [below](std::uint64_t c) { return c < below; });
+            std::uint64_t* band_end = std::partition(sure, v + cnt, [above](std::uint64_t c) { return c <= above; });
+            const auto need = static_cast<std::size_t>(v + k - sure);
+            if (static_cast<std::size_t>(band_end - sure) > need) {
+                band.clear();
+                for (const std::uint64_t* c = sure; c != band_end; ++c) {
+                    const index_t j = detail::knn_key_index(*c);
+                    band.push_back({detail::knn_entry{detail::exact_sq_distance(x, i, j), j}, *c});
+                }
+                std::nth_element(band.begin(), band.begin() + static_cast<std::ptrdiff_t>(need - 1), band.end(),
+                                 [](const auto& a, const auto& b) { return a.first < b.first; });
+                for (std::size_t b = 0; b < need; ++b) sure[b] = band[b].second;
+            }
             cnt = k;
+            return detail::knn_key_value(*std::max_element(v, v + k)) + m + 0.0f;
         };
         alignas(64) float lanes[w];
         for (index_t c0 = 0; c0 < n; c0 += col_block) {
@@ -319,6 +363,7 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
                 index_t& cnt = count[static_cast<std::size_t>(r)];
                 float& thr = bound[static_cast<std::size_t>(r)];
                 const index_t i = r0 + r;
+                const float m = margin[static_cast<std::size_t>(i)];
                 // Selection key ||y||² - 2 x·y (+ 0, so -0 reads as +0): ||x||² is the same for the whole row, so
                 // it cannot change the order, and the survivors' distances are recomputed exactly below.
                 const float* keys = sc.keys.get() + (r % detail::key_rows) * key_stride;
@@ -329,22 +374,21 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
                 };
                 const auto shrink = [&] {
                     if (cnt < 2 * k) return;
-                    keep_best(v, cnt);
-                    thr = detail::knn_key_value(v[k - 1]); // the k-th best so far
+                    thr = cut_back(v, cnt, i, m);
                 };
                 if (thr == std::numeric_limits<float>::infinity() && cn >= 4 * (k + 1)) {
                     // A first bound before any candidate: the (k + 1)-th smallest of the minima of 2 (k + 1)
                     // disjoint groups of keys. Those k + 1 minima are distinct points, at most one of them
                     // i itself, so at least k others lie within it; without it the first 2k columns all
                     // entered and were cut back again and again while the bound tightened.
-                    const index_t m = (2 * (k + 1) + w - 1) / w; // groups: lane l of vectors v = m q + r
-                    auto& mins = sc.group_mins;                  // reused across rows
-                    mins.assign(static_cast<std::size_t>(m * w), std::numeric_limits<float>::infinity());
-                    for (index_t c = 0, q = 0; c + w <= cn; c += w, q = q + 1 == m ? 0 : q + 1) {
+                    const index_t groups = (2 * (k + 1) + w - 1) / w; // lane l of vectors v = groups q + r
+                    auto& mins = sc.group_mins;                       // reused across rows
+                    mins.assign(static_cast<std::size_t>(groups * w), std::numeric_limits<float>::infinity());
+                    for (index_t c = 0, q = 0; c + w <= cn; c += w, q = q + 1 == groups ? 0 : q + 1) {
                         float* gm = mins.data() + q * w;
                         xsimd::min(fb::load_unaligned(gm), key_at(c)).store_unaligned(gm);
                     }
-                    thr = detail::kth_smallest_bound(mins.data(), m * w, k + 1);
+                    thr = detail::kth_smallest_bound(mins.data(), groups * w, k + 1) + m + 0.0f;
                 }
                 // Most candidates are rejected: test a batch against the bound at once and visit only the lanes
                 // it lets through (the keys are floats, so this selects exactly what the one-by-one test would).
@@ -370,8 +414,8 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
         auto& best = sc.best;
         for (index_t r = 0; r < rn; ++r) {
             std::uint64_t* v = cands + static_cast<std::size_t>(r) * cap;
-            // The k best by packed key, in key order (fewer than 2k candidates: sorting them all is cheaper
-            // than nth_element followed by a sort of k).
+            // The candidates in key order (about 2k at most: sorting them all is cheaper than nth_element
+            // followed by a sort of k).
             const index_t cnt = count[static_cast<std::size_t>(r)];
             const std::uint64_t* ordered = v;
             if (cnt <= detail::rank_sort_max) {
@@ -380,13 +424,20 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
             } else {
                 std::sort(v, v + cnt);
             }
-            // Sorted by the float key, the exact distances are nearly in order already: the insertion sort by
-            // (exact distance, index) moves only the near-ties the float keys misordered.
+            // The k best by (exact distance, index) among the k best keys and those within the margin of the
+            // k-th. Sorted by the float key, the exact distances are nearly in order already: the insertion
+            // into the k best moves only the near-ties the float keys misordered.
             const index_t i = r0 + r;
-            for (index_t c = 0; c < k; ++c) {
+            const std::uint64_t last = detail::knn_key(
+                detail::knn_key_value(ordered[k - 1]) + margin[static_cast<std::size_t>(i)] + 0.0f, 0xffffffff);
+            index_t candidates = k;
+            while (candidates < cnt && ordered[candidates] <= last) ++candidates;
+            for (index_t c = 0; c < candidates; ++c) {
                 const index_t j = detail::knn_key_index(ordered[c]);
                 detail::knn_entry e{detail::exact_sq_distance(x, i, j), j};
-                index_t t = c;
+                index_t t = std::min(c, k);
+                if (t == k && !(e < best[static_cast<std::size_t>(k - 1)])) continue;
+                if (t == k) --t; // the k-th best makes room
                 for (; t > 0 && e < best[static_cast<std::size_t>(t - 1)]; --t)
                     best[static_cast<std::size_t>(t)] = best[static_cast<std::size_t>(t - 1)];
                 best[static_cast<std::size_t>(t)] = e;
