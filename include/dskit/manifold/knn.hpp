@@ -90,6 +90,16 @@ inline index_t knn_key_index(std::uint64_t packed) noexcept
 {
     return static_cast<index_t>(packed & 0xffffffffu);
 }
+/// The packed bounds of the float keys >= t (every index) and <= t: c < knn_key_from(t) iff c's key < t, and
+/// c <= knn_key_upto(t) iff c's key <= t.
+inline std::uint64_t knn_key_from(float t) noexcept
+{
+    return knn_key(t + 0.0f, 0);
+}
+inline std::uint64_t knn_key_upto(float t) noexcept
+{
+    return knn_key(t + 0.0f, 0xffffffff);
+}
 
 /// Largest list rank_sort takes (its cost grows as n², a comparison sort's as n log n).
 inline constexpr index_t rank_sort_max = 512;
@@ -331,8 +341,7 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
         const auto cut_back = [&](std::uint64_t* v, index_t& cnt, index_t i, float m) {
             std::nth_element(v, v + (k - 1), v + cnt);
             const float kth = detail::knn_key_value(v[k - 1]);
-            const std::uint64_t below = detail::knn_key(kth - m + 0.0f, 0);
-            const std::uint64_t above = detail::knn_key(kth + m + 0.0f, 0xffffffff);
+            const std::uint64_t below = detail::knn_key_from(kth - m), above = detail::knn_key_upto(kth + m);
             std::uint64_t* sure = std::partition(v, v + cnt, [below](std::uint64_t c) { return c < below; });
             std::uint64_t* band_end = std::partition(sure, v + cnt, [above](std::uint64_t c) { return c <= above; });
             const auto need = static_cast<std::size_t>(v + k - sure);
@@ -428,8 +437,8 @@ inline knn_graph exact_knn(const_matrix_ref<float> x, index_t k)
             // k-th. Sorted by the float key, the exact distances are nearly in order already: the insertion
             // into the k best moves only the near-ties the float keys misordered.
             const index_t i = r0 + r;
-            const std::uint64_t last = detail::knn_key(
-                detail::knn_key_value(ordered[k - 1]) + margin[static_cast<std::size_t>(i)] + 0.0f, 0xffffffff);
+            const std::uint64_t last =
+                detail::knn_key_upto(detail::knn_key_value(ordered[k - 1]) + margin[static_cast<std::size_t>(i)]);
             index_t candidates = k;
             while (candidates < cnt && ordered[candidates] <= last) ++candidates;
             for (index_t c = 0; c < candidates; ++c) {
