@@ -170,7 +170,8 @@ struct tsne_simd_kernel {
 
 /// R rows from i against the columns [jb0, B) of the tile at j0 (one vector of L at a time): the row sums
 /// 2 sum w, then sum w u (y_i - y_j) per dimension, to out[0], out[B], ... (blocks of B floats), and the
-/// same force terms subtracted from the columns' running sums acc (Dim blocks of B floats). Masked:
+/// same force terms added to the columns' running sums acc (Dim blocks of B floats; a column's force is
+/// minus its sum, applied where the slots are summed). Masked:
 /// columns include padding (valid 0). Diagonal: the rows' own tile, pairs j > i only (the first vector
 /// is masked lane by lane).
 template <int Dim, class Arch, bool UnitDof, bool Masked, bool Diagonal, int R>
@@ -191,10 +192,16 @@ void repulsion_rows(const tsne_columns<Dim, Arch>& cols, const tsne_simd_kernel<
     const float* col[Dim];
     for (int d = 0; d < Dim; ++d) col[d] = cols.col(d, j0);
     for (index_t jb = jb0; jb < b; jb += L) {
+        // The columns' running sums are loaded first and each row's term added straight onto them (one fma
+        // a row and dimension; summing the rows, then adding, took one op more a dimension). They hold
+        // +sum w u (y_i - y_j) rather than the columns' force -sum: as an fnma, GCC 12 computed -w u once
+        // for both dimensions, one op more again.
         F yj[Dim], g[Dim];
+        float* ad[Dim];
         for (int d = 0; d < Dim; ++d) {
             yj[d] = F::load_aligned(col[d] + jb);
-            g[d] = F(0.0f); // overwritten by row 0 (GCC 12 cannot see that through the masking branch)
+            ad[d] = acc + static_cast<std::size_t>(d) * static_cast<std::size_t>(b) + static_cast<std::size_t>(jb);
+            g[d] = F::load_aligned(ad[d]);
         }
         for (int r = 0; r < R; ++r) {
             F diff[Dim];
@@ -223,13 +230,10 @@ void repulsion_rows(const tsne_columns<Dim, Arch>& cols, const tsne_simd_kernel<
             zi[r] += w;
             for (int d = 0; d < Dim; ++d) {
                 fi[r][d] = xsimd::fma(wu, diff[d], fi[r][d]);
-                g[d] = r == 0 ? wu * diff[d] : xsimd::fma(wu, diff[d], g[d]);
+                g[d] = xsimd::fma(wu, diff[d], g[d]);
             }
         }
-        for (int d = 0; d < Dim; ++d) {
-            float* ad = acc + static_cast<std::size_t>(d) * static_cast<std::size_t>(b) + static_cast<std::size_t>(jb);
-            (F::load_aligned(ad) - g[d]).store_aligned(ad);
-        }
+        for (int d = 0; d < Dim; ++d) g[d].store_aligned(ad[d]);
     }
     const auto sb = static_cast<std::size_t>(b);
     for (int r = 0; r < R; ++r) {
@@ -240,11 +244,11 @@ void repulsion_rows(const tsne_columns<Dim, Arch>& cols, const tsne_simd_kernel<
 }
 
 /// Repulsion between the real rows [i0, i1) of one tile and the B points from j0: another tile, or the
-/// same one when Diagonal (then each pair inside it once). Writes the rows' sums to out_i and the opposite
-/// reactions of the columns to out_j (aligned for vectors), each as Dim + 1 blocks of B floats: z, f_1,
-/// ... (a slot's sums are float sums, so float slots lose nothing). z counts every pair twice (i with j
-/// and j with i) and sits on the rows (0 in out_j), since only its total matters. Masked: the columns
-/// include padding.
+/// same one when Diagonal (then each pair inside it once). Writes the rows' sums to out_i and the columns'
+/// reactions, sign flipped (the reaction is minus the sum kept), to out_j (aligned for vectors), each as
+/// Dim + 1 blocks of B floats: z, f_1, ... (a slot's sums are float sums, so float slots lose nothing).
+/// z counts every pair twice (i with j and j with i) and sits on the rows (0 in out_j), since only its
+/// total matters. Masked: the columns include padding.
 template <int Dim, class Arch, bool UnitDof, bool Masked, bool Diagonal>
 void repulsion_tile(const tsne_columns<Dim, Arch>& cols, const tsne_simd_kernel<Arch, UnitDof>& kern, index_t i0,
                     index_t i1, index_t j0, float* out_i, float* out_j)
@@ -553,13 +557,21 @@ void exact_gradient(const sparse_affinities& p, const tsne_csr32<Arch>* p32, exa
         double* sums = ws.tile_sums.data() + static_cast<std::size_t>(ri) * slot_size; // z, then f_1, ... (blocks of B)
         std::fill(sums, sums + slot_size, 0.0);
         const auto sb = static_cast<std::size_t>(b), sc = static_cast<std::size_t>(count);
-        const auto add = [&](const float* src) { // real points only (padding rows of part_i are unwritten)
-            for (std::size_t q = 0; q < D1; ++q)
-                for (std::size_t k = 0; k < sc; ++k) sums[q * sb + k] += static_cast<double>(src[q * sb + k]);
+        // Real points only (padding rows of part_i are unwritten); column slots hold their forces negated.
+        const auto add = [&](const float* src, bool column) {
+            for (std::size_t k = 0; k < sc; ++k) sums[k] += static_cast<double>(src[k]);
+            for (std::size_t q = 1; q < D1; ++q)
+                for (std::size_t k = 0; k < sc; ++k)
+                    sums[q * sb + k] +=
+                        column ? -static_cast<double>(src[q * sb + k]) : static_cast<double>(src[q * sb + k]);
         };
         for (index_t tt = 0; tt < t; ++tt) {
-            if (tt <= ri) add(tt < ri ? part_j + at(tt, ri) : part_i + at(ri, ri));
-            if (tt >= ri) add(tt > ri ? part_i + at(ri, tt) : part_j + at(ri, ri));
+            if (tt < ri) add(part_j + at(tt, ri), true);
+            if (tt == ri) {
+                add(part_i + at(ri, ri), false);
+                add(part_j + at(ri, ri), true);
+            }
+            if (tt > ri) add(part_i + at(ri, tt), false);
         }
         for (index_t k = 0; k < count; ++k) {
             const auto ui = static_cast<std::size_t>(i0 + k), uk = static_cast<std::size_t>(k);
