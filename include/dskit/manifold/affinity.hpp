@@ -191,32 +191,47 @@ sparse_affinities merge_affinities(const neighbour_orders<Entry>& o, const index
     const Entry* rev = o.rev.get();
     const Entry* rev_row = o.rev_row.get();
     const Entry* own = o.own.get();
-    const auto merge = [&](index_t i, auto&& emit) {
+    // Row i: the union of its own entries (ascending columns) and the entries naming i (ascending rows), equal
+    // columns summed. Without branches on the data (which list comes next, whether a column repeats: each is
+    // a coin flip, and mispredicting them took ~8 ns a step, 5-6 ms of a digits set-up for both passes).
+    // Write = false only counts. Returns the row's length.
+    const auto merge = [&]<bool Write>(index_t i, index_t* out_c, double* out_v) {
         const Entry* a = own + i * k;
-        const Entry* a_end = a + k;
+        const Entry* const a_end = a + k;
         index_t b = rev_start[static_cast<std::size_t>(i)];
         const index_t b_end = rev_start[static_cast<std::size_t>(i) + 1];
-        index_t last = -1;
+        index_t pos = -1, last = -1;
         double v = 0.0;
-        while (a != a_end || b != b_end) {
-            index_t c;
-            double x;
-            if (b == b_end || (a != a_end && col[*a] <= static_cast<index_t>(rev_row[static_cast<std::size_t>(b)]))) {
-                c = col[*a];
-                x = val[*a++];
+        const auto take = [&](index_t c, double x) {
+            const bool same = c == last;
+            pos += !same;
+            last = c;
+            if constexpr (Write) {
+                v = x + v * static_cast<double>(same); // v + x while the column repeats (v * 1 is exact)
+                out_c[pos] = c;
+                out_v[pos] = v;
             } else {
-                c = static_cast<index_t>(rev_row[static_cast<std::size_t>(b)]);
-                x = val[rev[static_cast<std::size_t>(b++)]];
+                (void)x;
             }
-            if (c != last) {
-                if (last >= 0) emit(last, v);
-                last = c;
-                v = x;
-            } else {
-                v += x;
+        };
+        while (a != a_end && b != b_end) {
+            const auto ca = static_cast<index_t>(col[*a]),
+                       cb = static_cast<index_t>(rev_row[static_cast<std::size_t>(b)]);
+            const bool from_a = ca <= cb;
+            double x = 0.0;
+            if constexpr (Write) {
+                const double xa = val[*a], xb = val[rev[static_cast<std::size_t>(b)]];
+                x = from_a ? xa : xb;
             }
+            take(from_a ? ca : cb, x);
+            a += from_a;
+            b += !from_a;
         }
-        if (last >= 0) emit(last, v);
+        for (; a != a_end; ++a) take(static_cast<index_t>(col[*a]), Write ? val[*a] : 0.0);
+        for (; b != b_end; ++b)
+            take(static_cast<index_t>(rev_row[static_cast<std::size_t>(b)]),
+                 Write ? val[rev[static_cast<std::size_t>(b)]] : 0.0);
+        return pos + 1;
     };
     // Two passes over the merges: the length of each row, then (after the prefix sum) its entries. A column
     // normally comes once from each side; a precomputed graph that lists a neighbour twice adds more terms.
@@ -226,9 +241,7 @@ sparse_affinities merge_affinities(const neighbour_orders<Entry>& o, const index
     parallel_for(
         n,
         [&](index_t i) {
-            index_t len = 0;
-            merge(i, [&](index_t, double) { ++len; });
-            p.indptr[static_cast<std::size_t>(i) + 1] = len;
+            p.indptr[static_cast<std::size_t>(i) + 1] = merge.template operator()<false>(i, nullptr, nullptr);
         },
         4.0 * static_cast<double>(k));
     for (index_t i = 0; i < n; ++i) p.indptr[static_cast<std::size_t>(i) + 1] += p.indptr[static_cast<std::size_t>(i)];
@@ -238,11 +251,9 @@ sparse_affinities merge_affinities(const neighbour_orders<Entry>& o, const index
     parallel_for(
         n,
         [&](index_t i) {
-            auto at = static_cast<std::size_t>(p.indptr[static_cast<std::size_t>(i)]);
-            merge(i, [&](index_t c, double v) {
-                p.indices[at] = c;
-                p.values[at++] = v * scale;
-            });
+            const auto at = static_cast<std::size_t>(p.indptr[static_cast<std::size_t>(i)]);
+            const index_t len = merge.template operator()<true>(i, p.indices.data() + at, p.values.data() + at);
+            for (index_t e = 0; e < len; ++e) p.values[at + static_cast<std::size_t>(e)] *= scale;
         },
         4.0 * static_cast<double>(k));
     return p;
