@@ -10,6 +10,7 @@
 #include <dskit/manifold/quality.hpp>
 #include <dskit/manifold/tsne.hpp>
 #include <dskit/manifold/tsne_gradient.hpp>
+#include <dskit/manifold/tsne_step.hpp>
 
 #include "../test_util.hpp"
 
@@ -156,4 +157,46 @@ TEST_CASE("tsne exact simd: no points")
     CHECK(sv.z == 0.0);
     CHECK(sv.z == ss.z);
     CHECK(sv.kl == ss.kl);
+}
+
+TEST_CASE("tsne step: the 2-D vector pass equals the scalar rows")
+{
+    // Gradients and updates of either sign and zero, gains near min_gain, updates on both sides of the
+    // clipping norm, and 1797 points (a scalar tail after the last whole vector).
+    const index_t n = 1797;
+    const auto m = static_cast<std::size_t>(2 * n);
+    const matrix<float> r = test::random_matrix(n, 8, 11);
+    std::vector<double> grad(m), update(m), gains(m), y(m);
+    for (std::size_t e = 0; e < m; ++e) {
+        const auto i = static_cast<index_t>(e / 2), c = static_cast<index_t>(e % 2);
+        grad[e] = e % 17 == 0 ? 0.0 : 0.05 * r(i, c);
+        update[e] = e % 13 == 0 ? 0.0 : 3.0 * r(i, 2 + c);
+        gains[e] = e % 5 == 0 ? 0.011 : 1.0 + std::abs(static_cast<double>(r(i, 4 + c)));
+        y[e] = 10.0 * r(i, 6 + c);
+    }
+    for (double max_step_norm : {5.0, 0.0}) {
+        CAPTURE(max_step_norm);
+        std::vector<double> u_vec = update, g_vec = gains, y_vec = y, u_ref = update, g_ref = gains, y_ref = y;
+        double sum[2] = {0.0, 0.0};
+        const std::size_t done = detail::tsne_step_rows_2d(grad.data(), u_vec.data(), g_vec.data(), y_vec.data(), m,
+                                                           0.8, 37.4, 0.01, max_step_norm, sum);
+        CHECK(done + xsimd::batch<double>::size > m); // every whole vector
+        detail::tsne_step_rows<2>(grad.data(), u_vec.data(), g_vec.data(), y_vec.data(), done, m, 0.8, 37.4, 0.01,
+                                  max_step_norm);
+        detail::tsne_step_rows<2>(grad.data(), u_ref.data(), g_ref.data(), y_ref.data(), 0, m, 0.8, 37.4, 0.01,
+                                  max_step_norm);
+        int clipped = 0;
+        double ref_sum[2] = {0.0, 0.0};
+        for (std::size_t e = 0; e < m; ++e) {
+            CHECK(g_vec[e] == g_ref[e]); // signs compared, then + 0.2 or * 0.8: no rounding to differ in
+            // The update may differ by an FMA's rounding where momentum u and rate g cancel.
+            CHECK(u_vec[e] == doctest::Approx(u_ref[e]).epsilon(1e-12).scale(1e-12));
+            CHECK(y_vec[e] == doctest::Approx(y_ref[e]).epsilon(1e-12));
+            if (e < done) ref_sum[e % 2] += y_ref[e];
+            if (e % 2 == 0 && u_ref[e] * u_ref[e] + u_ref[e + 1] * u_ref[e + 1] > 24.999) ++clipped;
+        }
+        CHECK(sum[0] == doctest::Approx(ref_sum[0]).epsilon(1e-12));
+        CHECK(sum[1] == doctest::Approx(ref_sum[1]).epsilon(1e-12));
+        if (max_step_norm > 0.0) CHECK(clipped > 100); // the clip was exercised
+    }
 }

@@ -36,6 +36,7 @@
 #include "dskit/manifold/pca.hpp"
 #include "dskit/manifold/tsne_fft.hpp"
 #include "dskit/manifold/tsne_gradient.hpp"
+#include "dskit/manifold/tsne_step.hpp"
 
 namespace dskit {
 
@@ -132,40 +133,6 @@ inline tsne_method resolve_method(tsne_method m, index_t n, index_t dims = 2, in
     if (m != tsne_method::automatic) return m;
     if (n < exact_below) return tsne_method::exact;
     return dims <= 2 && n >= 10000 ? tsne_method::fft : tsne_method::barnes_hut;
-}
-
-/// One gradient-descent step of all n points (D coordinates each, rows contiguous): delta-bar-delta gains
-/// (grow by 0.2 while the step keeps opposing the gradient's sign, else shrink by 0.8 down to min_gain),
-/// momentum, each point's step norm clipped to max_step_norm (when > 0), y += step, then y re-centred.
-/// Serial, in flat loops the compiler vectorises (selects, not branches: the signs flip unpredictably; the
-/// mean by strided_sum4). Digits, 3594 coordinates: a few
-/// microseconds, where waking the thread team for it cost ~15 us an iteration.
-template <int D>
-void tsne_step(const double* grad, double* update, double* gains, double* y, index_t n, double momentum, double rate,
-               double min_gain, double max_step_norm) noexcept
-{
-    const index_t m = n * D;
-    for (index_t e = 0; e < m; ++e) {
-        const double g = grad[e], grown = gains[e] + 0.2, shrunk = std::max(gains[e] * 0.8, min_gain);
-        const double gain = (g > 0.0) != (update[e] > 0.0) ? grown : shrunk;
-        gains[e] = gain;
-        update[e] = momentum * update[e] - rate * gain * g;
-    }
-    if (max_step_norm > 0.0)
-        for (index_t i = 0; i < n; ++i) {
-            double* u = update + i * D;
-            double step2 = 0.0;
-            for (int c = 0; c < D; ++c) step2 += u[c] * u[c];
-            if (step2 > max_step_norm * max_step_norm) {
-                const double scale = max_step_norm / std::sqrt(step2);
-                for (int c = 0; c < D; ++c) u[c] *= scale;
-            }
-        }
-    for (index_t e = 0; e < m; ++e) y[e] += update[e];
-    double mean[D];
-    for (int c = 0; c < D; ++c) mean[c] = strided_sum4(y + c, static_cast<std::size_t>(n), D) / static_cast<double>(n);
-    for (index_t i = 0; i < n; ++i)
-        for (int c = 0; c < D; ++c) y[i * D + c] -= mean[c];
 }
 
 /// The optimisation loop on a given P and initial embedding y (modified in place). Backend: the exact
