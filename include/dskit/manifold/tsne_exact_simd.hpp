@@ -531,7 +531,6 @@ void attraction_rows(const tsne_csr32<Arch>& p, const tsne_columns<Dim, Arch>& c
     index_t i = i0;
 #if XSIMD_WITH_AVX512F
     if constexpr (Dim == 2 && std::is_base_of_v<xsimd::avx512f, Arch> && has_pair_partners<Arch>()) {
-        using F = xsimd::batch<float, Arch>;
         for (; i + 8 <= i1; i += 8) {
             __m512 v[16]; // row t's x sum in v[4 (t / 2) + 2 (t % 2)], its y sum next to it
             for (int t = 0; t < 8; ++t) {
