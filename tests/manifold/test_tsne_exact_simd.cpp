@@ -69,11 +69,14 @@ TEST_CASE("tsne exact simd: gradient, Z and KL match the scalar reference (1-, 2
                     CHECK(rel(gv, gs) < 1e-4);
                     CHECK(sv.z == doctest::Approx(ss.z).epsilon(1e-4));
                     CHECK(sv.kl == doctest::Approx(ss.kl).epsilon(1e-4));
-                    // Without KL the attraction takes another path (2-D AVX-512: rows reduced eight at a time).
-                    matrix<double> gq(n, dims);
-                    const auto sq = tsne_gradient_exact<simd_backend>(p, y, gq, exaggeration, dof, false);
-                    CHECK(rel(gq, gs) < 1e-4);
-                    CHECK(sq.z == doctest::Approx(ss.z).epsilon(1e-4));
+                    // Without KL the attraction takes another path (2-D AVX-512: rows reduced eight at a time);
+                    // once per layout (exaggeration only scales the attraction; each call is seconds under ASan).
+                    if (exaggeration > 1.0) {
+                        matrix<double> gq(n, dims);
+                        const auto sq = tsne_gradient_exact<simd_backend>(p, y, gq, exaggeration, dof, false);
+                        CHECK(rel(gq, gs) < 1e-4);
+                        CHECK(sq.z == doctest::Approx(ss.z).epsilon(1e-4));
+                    }
                 }
                 // The repulsive field alone (P = 0): the part the O(N²) vector loop computes.
                 sparse_affinities none;
