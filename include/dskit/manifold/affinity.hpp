@@ -191,6 +191,7 @@ sparse_affinities merge_affinities(const neighbour_orders<Entry>& o, const index
     const Entry* rev = o.rev.get();
     const Entry* rev_row = o.rev_row.get();
     const Entry* own = o.own.get();
+    const double scale = 1.0 / (2.0 * static_cast<double>(n)); // (C + C^T) / (2N)
     // Row i: the union of its own entries (ascending columns) and the entries naming i (ascending rows), equal
     // columns summed. Without branches on the data (which list comes next, whether a column repeats: each is
     // a coin flip, and mispredicting them took ~8 ns a step, 5-6 ms of a digits set-up for both passes).
@@ -211,7 +212,7 @@ sparse_affinities merge_affinities(const neighbour_orders<Entry>& o, const index
             if constexpr (Write) {
                 v = x + v * static_cast<double>(same); // v + x while the column repeats (v * 1 is exact)
                 out_c[pos] = c;
-                out_v[pos] = v;
+                out_v[pos] = v * scale; // the last write of a column holds its whole sum
             } else {
                 (void)x;
             }
@@ -248,7 +249,6 @@ sparse_affinities merge_affinities(const neighbour_orders<Entry>& o, const index
     for (index_t i = 0; i < n; ++i) p.indptr[static_cast<std::size_t>(i) + 1] += p.indptr[static_cast<std::size_t>(i)];
     p.indices.resize(static_cast<std::size_t>(p.indptr.back()));
     p.values.resize(static_cast<std::size_t>(p.indptr.back()));
-    const double scale = 1.0 / (2.0 * static_cast<double>(n));
     index_t most = 0; // the longest list of entries naming one point
     for (index_t i = 0; i < n; ++i)
         most = std::max(most, rev_start[static_cast<std::size_t>(i) + 1] - rev_start[static_cast<std::size_t>(i)]);
@@ -262,8 +262,7 @@ sparse_affinities merge_affinities(const neighbour_orders<Entry>& o, const index
                           nb = rev_start[static_cast<std::size_t>(i) + 1] - b0;
             for (index_t q = 0; q < nb; ++q) rv[q] = val[rev[static_cast<std::size_t>(b0 + q)]]; // independent loads
             const auto at = static_cast<std::size_t>(p.indptr[static_cast<std::size_t>(i)]);
-            const index_t len = merge.template operator()<true>(i, p.indices.data() + at, p.values.data() + at, rv);
-            for (index_t e = 0; e < len; ++e) p.values[at + static_cast<std::size_t>(e)] *= scale;
+            merge.template operator()<true>(i, p.indices.data() + at, p.values.data() + at, rv);
         }
     });
     return p;
